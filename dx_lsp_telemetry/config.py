@@ -1,0 +1,66 @@
+"""Where pushes go, and what in the configuration stops them."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Literal
+
+from dx_lsp_telemetry.settings import SECTION, Settings, instance_url_problem
+
+Destination = Literal["dx", "outbox", "off"]
+TOKEN_ENV = "DX_DATA_CLOUD_TOKEN"
+
+
+def destination_of(settings: Settings) -> Destination:
+    if not settings.enabled:
+        return "off"
+    return "dx" if settings.instance_url else "outbox"
+
+
+def journal_destination(settings: Settings) -> str:
+    """The journal's name for a destination: one DX instance, or the local outbox."""
+    return f"dx:{settings.instance_url}" if settings.instance_url else "outbox"
+
+
+def blocking_problems(settings: Settings, token: str | None) -> list[str]:
+    """What must be fixed before any day can be pushed (or written to the outbox)."""
+    problems: list[str] = []
+    if not settings.email:
+        problems.append(f"{SECTION}.email is not set: days cannot be pushed")
+    elif "@" not in settings.email:
+        problems.append(f'{SECTION}.email "{settings.email}" does not look like an email address')
+    if not settings.tool:
+        problems.append(f"{SECTION}.tool is not set: days cannot be pushed")
+    if settings.instance_url:
+        url_problem = instance_url_problem(settings.instance_url)
+        if url_problem:
+            problems.append(url_problem)
+        if not token:
+            problems.append(
+                f"{TOKEN_ENV} is not set: run 'DX Telemetry: Set API Token' (or set it in the environment)"
+            )
+    return problems
+
+
+@dataclass(frozen=True)
+class PushTarget:
+    """Everything a push needs. The token lives only here, in memory."""
+
+    destination: str
+    email: str
+    instance_url: str
+    token: str | None
+
+    @property
+    def is_outbox(self) -> bool:
+        return self.destination == "outbox"
+
+    def fingerprint(self) -> str:
+        """Changes whenever the token or the target changes (the pause after a 401 ends)."""
+        material = "\0".join((self.destination, self.email, self.token or ""))
+        return hashlib.sha256(material.encode()).hexdigest()
+
+
+def push_target(settings: Settings, token: str | None) -> PushTarget:
+    return PushTarget(journal_destination(settings), settings.email, settings.instance_url, token)

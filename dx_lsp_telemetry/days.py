@@ -1,0 +1,89 @@
+"""Calendar days in the `dayBoundary` zone, and when a day is complete.
+
+Ledger files are per UTC date; a local day overlaps one or two of them.
+"""
+
+from __future__ import annotations
+
+import re
+
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Literal
+
+DayBoundary = Literal["utc", "local"]
+
+#: Late log lines still arrive after midnight; a day is final this long after it ends.
+COMPLETION_GRACE = timedelta(minutes=10)
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def day_of(ts: datetime, boundary: DayBoundary) -> date:
+    if boundary == "utc":
+        return ts.astimezone(timezone.utc).date()
+    return ts.astimezone().date()
+
+
+def day_start(d: date, boundary: DayBoundary) -> datetime:
+    """The first instant of `d` in the zone, as an aware UTC datetime."""
+    midnight = datetime.combine(d, time())
+    if boundary == "utc":
+        return midnight.replace(tzinfo=timezone.utc)
+    return midnight.astimezone().astimezone(timezone.utc)
+
+
+def day_end(d: date, boundary: DayBoundary) -> datetime:
+    return day_start(d + timedelta(days=1), boundary)
+
+
+def complete_at(d: date, boundary: DayBoundary) -> datetime:
+    return day_end(d, boundary) + COMPLETION_GRACE
+
+
+def is_complete(d: date, now: datetime, boundary: DayBoundary) -> bool:
+    return now >= complete_at(d, boundary)
+
+
+def window_days(now: datetime, boundary: DayBoundary, backfill_days: int) -> list[date]:
+    """Today and the backfill window, newest first."""
+    today = day_of(now, boundary)
+    return [today - timedelta(days=i) for i in range(backfill_days + 1)]
+
+
+def utc_dates_overlapping(first: date, last: date, boundary: DayBoundary) -> list[date]:
+    """The UTC ledger files that hold events of the zone days `first`..`last`."""
+    start = day_start(first, boundary).date()
+    end = (day_end(last, boundary) - timedelta(microseconds=1)).date()
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def format_ts(ts: datetime) -> str:
+    """RFC 3339 in UTC with a `Z`, microseconds only when present."""
+    ts = ts.astimezone(timezone.utc)
+    text = ts.isoformat(timespec="microseconds" if ts.microsecond else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))"
+)
+
+
+def parse_ts(text: str) -> datetime:
+    """RFC 3339 with an offset or `Z` (naive timestamps are refused), as aware UTC."""
+    m = _RFC3339.fullmatch(text)
+    if m is None:
+        raise ValueError("expected an RFC 3339 timestamp with an offset, like 2026-01-15T09:30:00Z")
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    micros = int((m.group(7) or "0").ljust(6, "0")[:6])
+    if m.group(8):
+        offset = timedelta(0)
+    else:
+        offset = timedelta(hours=int(m.group(10)), minutes=int(m.group(11)))
+        if m.group(9) == "-":
+            offset = -offset
+    parsed = datetime(year, month, day, hour, minute, second, micros, timezone(offset))
+    return parsed.astimezone(timezone.utc)

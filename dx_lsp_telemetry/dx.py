@@ -1,0 +1,151 @@
+"""The DX Data Cloud client: one `aiToolMetrics.push`, its outcome sorted into a retry class.
+
+The push is not known to be idempotent, so only outcomes that prove DX did not process the
+request are retried by themselves (ARCHITECTURE.md's table).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import enum
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from dx_lsp_telemetry import __version__
+
+PUSH_PATH = "/api/aiToolMetrics.push"
+MAX_RETRY_AFTER = 3600.0
+TIMEOUT = httpx.Timeout(connect=10.0, read=30.0, write=30.0, pool=10.0)
+
+
+class Outcome(enum.Enum):
+    SUCCESS = "success"
+    NOT_REACHED = "not_reached"  # DNS, refused, connect timeout, TLS: safe to retry
+    THROTTLED = "throttled"  # 429/503/408: retry after Retry-After
+    REJECTED = "rejected"  # 400/422/other 4xx/ok:false: retry only a changed record
+    CREDENTIALS = "credentials"  # 401/403: pause until the token or settings change
+    NOT_FOUND = "not_found"  # 404/redirect: pause until settings change
+    AMBIGUOUS = "ambiguous"  # may have been stored: never re-sent by itself
+
+
+@dataclass(frozen=True)
+class PushResult:
+    outcome: Outcome
+    error: str | None = None
+    dx_id: str | None = None
+    retry_after: float | None = None
+
+
+class DxClient:
+    def __init__(self, instance_url: str, token: str, timeout: httpx.Timeout = TIMEOUT) -> None:
+        self._url = instance_url.rstrip("/") + PUSH_PATH
+        self._http = httpx.Client(
+            timeout=timeout,
+            follow_redirects=False,
+            # a fresh connection per push: a stale keep-alive socket would turn a clean
+            # retry into an ambiguous "disconnected" outcome
+            limits=httpx.Limits(max_keepalive_connections=0),
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/json",
+                "User-Agent": f"dx-lsp-telemetry/{__version__}",
+            },
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> DxClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def push(self, record: dict[str, Any]) -> PushResult:
+        try:
+            response = self._http.post(self._url, json=record)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            return PushResult(Outcome.NOT_REACHED, f"could not reach DX: {_describe(exc)}")
+        except httpx.TimeoutException as exc:
+            return PushResult(
+                Outcome.AMBIGUOUS, f"no answer from DX in time, the record may be stored: {_describe(exc)}"
+            )
+        except httpx.HTTPError as exc:
+            return PushResult(
+                Outcome.AMBIGUOUS,
+                f"the connection broke after sending, the record may be stored: {_describe(exc)}",
+            )
+        return classify(response)
+
+
+def classify(response: httpx.Response) -> PushResult:
+    status = response.status_code
+    body = _json_body(response)
+    detail = _dx_error(body)
+    if status == 200:
+        if body is None or not isinstance(body.get("ok"), bool):
+            return PushResult(Outcome.AMBIGUOUS, "DX answered 200 without a readable ok field")
+        if body["ok"]:
+            return PushResult(Outcome.SUCCESS, dx_id=_record_id(body))
+        return PushResult(Outcome.REJECTED, f"DX refused the record: {detail or 'ok: false'}")
+    label = f"HTTP {status}" + (f": {detail}" if detail else "")
+    if status in (429, 503, 408):
+        return PushResult(Outcome.THROTTLED, f"DX is busy ({label})", retry_after=_retry_after(response))
+    if status in (401, 403):
+        return PushResult(Outcome.CREDENTIALS, f"DX refused the token ({label})")
+    if status == 404:
+        return PushResult(Outcome.NOT_FOUND, f"no aiToolMetrics.push at this instanceUrl ({label})")
+    if 300 <= status < 400:
+        where = response.headers.get("location", "?")
+        return PushResult(Outcome.NOT_FOUND, f"DX redirected to {where} ({label}): check instanceUrl")
+    if 400 <= status < 500:
+        return PushResult(Outcome.REJECTED, f"DX refused the record ({label})")
+    if 200 < status < 300:
+        return PushResult(Outcome.AMBIGUOUS, f"DX answered an unexpected {label}")
+    return PushResult(Outcome.AMBIGUOUS, f"DX failed while handling the record, it may be stored ({label})")
+
+
+def _json_body(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        body = json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _dx_error(body: dict[str, Any] | None) -> str | None:
+    if body is None:
+        return None
+    parts = [str(body[k])[:300] for k in ("error", "message") if body.get(k)]
+    return " - ".join(parts) or None
+
+
+def _record_id(body: dict[str, Any]) -> str | None:
+    for holder in (body, body.get("data"), body.get("record")):
+        if isinstance(holder, dict) and holder.get("id") is not None:
+            return str(holder["id"])
+    return None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]

@@ -1,0 +1,158 @@
+"""Push states per (destination, email, date, tool): an append-only, fsynced JSONL file.
+
+Only a holder of the push lock appends, so the last line of a key is its state. A reader
+(any window's status) re-reads the file when it changes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from dx_lsp_telemetry.days import format_ts, parse_ts
+
+log = logging.getLogger(__name__)
+
+State = Literal["sending", "pushed", "outbox", "failed", "unconfirmed", "pending"]
+FailureKind = Literal["rejected", "credentials", "not_found"]
+Key = tuple[str, str, str, str]  # destination, email, date, tool
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    destination: str
+    email: str
+    date: str
+    tool: str
+    state: State
+    at: str
+    error: str | None = None
+    #: failed entries: why, and so whether a changed record or setting may try again
+    kind: FailureKind | None = None
+    retry_at: str | None = None
+    attempts: int = 0
+    record_hash: str | None = None
+    #: sending/pushed: the ledger bytes the record was computed from, for `late`
+    cover: dict[str, int] = field(default_factory=dict)
+    dx_id: str | None = None
+    marked: bool = False
+    record: dict[str, Any] | None = None
+
+    @property
+    def key(self) -> Key:
+        return (self.destination, self.email, self.date, self.tool)
+
+    @property
+    def retry_time(self) -> datetime | None:
+        return parse_ts(self.retry_at) if self.retry_at else None
+
+    def to_json(self) -> dict[str, Any]:
+        line: dict[str, Any] = {
+            "destination": self.destination,
+            "email": self.email,
+            "date": self.date,
+            "tool": self.tool,
+            "state": self.state,
+            "at": self.at,
+        }
+        for name in ("error", "kind", "retry_at", "record_hash", "dx_id", "record"):
+            value = getattr(self, name)
+            if value is not None:
+                line[name] = value
+        if self.attempts:
+            line["attempts"] = self.attempts
+        if self.cover:
+            line["cover"] = self.cover
+        if self.marked:
+            line["marked"] = True
+        return line
+
+    @staticmethod
+    def from_json(line: dict[str, Any]) -> JournalEntry:
+        return JournalEntry(
+            destination=str(line["destination"]),
+            email=str(line["email"]),
+            date=str(line["date"]),
+            tool=str(line["tool"]),
+            state=line["state"],
+            at=str(line["at"]),
+            error=line.get("error"),
+            kind=line.get("kind"),
+            retry_at=line.get("retry_at"),
+            attempts=int(line.get("attempts", 0)),
+            record_hash=line.get("record_hash"),
+            cover={str(k): int(v) for k, v in (line.get("cover") or {}).items()},
+            dx_id=line.get("dx_id"),
+            marked=bool(line.get("marked", False)),
+            record=line.get("record"),
+        )
+
+
+_STATES = {"sending", "pushed", "outbox", "failed", "unconfirmed", "pending"}
+
+
+class Journal:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._latest: dict[Key, JournalEntry] = {}
+        self._seen: tuple[int, int] | None = None  # (size, mtime_ns) last loaded
+
+    def load(self) -> bool:
+        """(Re)read the file if it changed; True if it did."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            changed = self._seen is not None
+            self._latest, self._seen = {}, None
+            return changed
+        seen = (st.st_size, st.st_mtime_ns)
+        if seen == self._seen:
+            return False
+        latest: dict[Key, JournalEntry] = {}
+        with open(self.path, "rb") as f:
+            data = f.read()
+        complete = data[: data.rfind(b"\n") + 1]
+        for number, raw in enumerate(complete.splitlines(), 1):
+            if not raw.strip():
+                continue
+            try:
+                line = json.loads(raw)
+                entry = JournalEntry.from_json(line)
+                if entry.state not in _STATES:
+                    raise ValueError(f"unknown state {entry.state!r}")
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                log.warning("%s line %d: skipped a malformed journal line (%s)", self.path.name, number, exc)
+                continue
+            latest[entry.key] = entry
+        self._latest, self._seen = latest, seen
+        return True
+
+    def get(self, key: Key) -> JournalEntry | None:
+        return self._latest.get(key)
+
+    def entries(self) -> list[JournalEntry]:
+        return list(self._latest.values())
+
+    def append(self, entry: JournalEntry) -> None:
+        """Durable before it returns: a `sending` line must survive a power cut."""
+        data = (json.dumps(entry.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._latest[entry.key] = entry
+
+
+def now_text() -> str:
+    return format_ts(datetime.now(timezone.utc))

@@ -1,0 +1,84 @@
+"""Logging to stderr (and, in the sidecar, to `window/logMessage`), with the token masked.
+
+pygls logs every message it sends at INFO, payloads included, so its logger stays at WARNING
+and its records are never forwarded to the editor (that would recurse).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+
+from pygls.exceptions import JsonRpcInvalidParams
+
+PACKAGE_LOGGER = "dx_lsp_telemetry"
+
+
+class RedactToken(logging.Filter):
+    """Belt and braces: the token never reaches a log line, whoever formats it."""
+
+    def __init__(self, token: str | None) -> None:
+        super().__init__()
+        self._token = token if token and len(token) >= 4 else None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._token is None:
+            return True
+        message = record.getMessage()
+        if self._token in message:
+            record.msg = message.replace(self._token, "[DX token]")
+            record.args = None
+        if record.exc_info and record.exc_info[1] is not None:
+            text = str(record.exc_info[1])
+            if self._token in text:
+                record.exc_info = None
+                record.exc_text = None
+                record.msg = f"{record.msg} (details withheld: they contained the token)"
+        return True
+
+
+class _DropBadParams(logging.Filter):
+    """A refused event is answered with -32602 naming the field; no traceback on stderr."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, JsonRpcInvalidParams)
+
+
+def setup_logging(token: str | None, level: int = logging.INFO) -> logging.Handler:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactToken(token))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger(PACKAGE_LOGGER).setLevel(level)
+    for noisy in ("pygls", "httpx", "httpcore", "watchdog", "filelock", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("pygls").addFilter(_DropBadParams())
+    logging.getLogger("pygls.protocol.json_rpc").addFilter(_DropBadParams())
+    logging.captureWarnings(True)
+    return handler
+
+
+class ForwardToEditor(logging.Handler):
+    """Sends this package's records to the editor through `send` (called on the loop thread)."""
+
+    def __init__(self, send: Callable[[int, str], None], schedule: Callable[[Callable[[], None]], None],
+                 token: str | None) -> None:
+        super().__init__(logging.INFO)
+        self._send = send
+        self._schedule = schedule
+        self.addFilter(RedactToken(token))
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not record.name.startswith(PACKAGE_LOGGER):
+            return
+        try:
+            text = self.format(record)
+            level = record.levelno
+            self._schedule(lambda: self._send(level, text))
+        except Exception:
+            self.handleError(record)

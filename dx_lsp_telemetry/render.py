@@ -1,0 +1,67 @@
+"""Plain-text views of status and report for the terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+BAR_WIDTH = 30
+
+
+def tokens_of(totals: dict[str, Any]) -> int:
+    return int(
+        totals["input_tokens"] + totals["output_tokens"]
+        + totals["cache_write_tokens"] + totals["cache_read_tokens"]
+    )
+
+
+def money(cents: float) -> str:
+    return f"${cents / 100:,.2f}"
+
+
+def status_text(status: dict[str, Any]) -> str:
+    config = status["config"]
+    lines = [f"dx-lsp-telemetry {status['version']}  data: {status['dataDir']}"]
+    lines.append(f"destination: {config['destination']}" + ("" if config["ok"] else "  (needs attention)"))
+    lines += [f"  ! {p}" for p in config["problems"]]
+    today = status["today"]
+    lines.append(f"today {today['date']}:")
+    if not today["tools"]:
+        lines.append("  no AI usage recorded yet")
+    for tool, totals in sorted(today["tools"].items()):
+        lines.append(f"  {tool:<24} {totals['events']:>6} events {tokens_of(totals):>14,} tokens "
+                     f"{money(totals['spend_cents']):>10}")
+    lines.append("days:")
+    if not status["days"]:
+        lines.append("  nothing recorded in the backfill window")
+    for day in status["days"]:
+        lines.append("  " + _day_line(day))
+    return "\n".join(lines)
+
+
+def _day_line(day: dict[str, Any]) -> str:
+    totals = day["totals"]
+    text = (f"{day['date']}  {day['tool']:<20} {day['state']:<11} {tokens_of(totals):>14,} tokens "
+            f"{money(totals['spend_cents']):>10}")
+    if day.get("pushedAt"):
+        text += f"  at {day['pushedAt']}"
+    if day.get("retryAt"):
+        text += f"  retry at {day['retryAt']}"
+    if day.get("late"):
+        text += f"  (+{tokens_of(day['late']):,} tokens arrived late, not pushed)"
+    if day.get("error"):
+        text += f"\n      {day['error']}"
+    return text
+
+
+def report_text(report: dict[str, Any]) -> str:
+    rows = report["days"]
+    if not rows:
+        return "No usage recorded in this period."
+    peak = max(tokens_of(r["totals"]) for r in rows) or 1
+    lines = [f"{'date':<10}  {'tool':<20} {'tokens':>14} {'spend':>10}  {'state':<11} usage"]
+    for r in rows:
+        total = tokens_of(r["totals"])
+        bar = "█" * round(BAR_WIDTH * total / peak) if total else "·"
+        lines.append(f"{r['date']:<10}  {r['tool']:<20} {total:>14,} {money(r['totals']['spend_cents']):>10}"
+                     f"  {r['state']:<11} {bar}")
+    return "\n".join(lines)

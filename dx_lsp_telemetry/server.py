@@ -1,0 +1,219 @@
+"""The LSP face of the sidecar: thin handlers that translate LSP into `Telemetry` calls."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from datetime import date
+from typing import Any
+
+from cattrs import Converter
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInternalError, JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, JsonRPCResponseMessage
+from pygls.protocol import default_converter as pygls_default_converter
+
+from dx_lsp_telemetry import __version__
+from dx_lsp_telemetry.app import Telemetry
+from dx_lsp_telemetry.config import TOKEN_ENV
+from dx_lsp_telemetry.events import EventError
+from dx_lsp_telemetry.ledger import LedgerError
+from dx_lsp_telemetry.logs import ForwardToEditor
+from dx_lsp_telemetry.parent import wait_for_exit
+from dx_lsp_telemetry.paths import resolve_home
+from dx_lsp_telemetry.pusher import PushError
+from dx_lsp_telemetry.settings import SECTION
+
+log = logging.getLogger(__name__)
+
+RECORD_USAGE = "dxTelemetry/recordUsage"
+STATUS = "dxTelemetry/status"
+STATUS_CHANGED = "dxTelemetry/statusChanged"
+FLUSH_NOW = "dxTelemetry.flushNow"
+RESEND_DAY = "dxTelemetry.resendDay"
+MARK_PUSHED = "dxTelemetry.markPushed"
+#: LSP's RequestFailed: the request was fine, the operation was not possible.
+REQUEST_FAILED = -32803
+
+_LOG_TYPES = {
+    logging.ERROR: types.MessageType.Error,
+    logging.WARNING: types.MessageType.Warning,
+    logging.INFO: types.MessageType.Info,
+}
+
+
+def raw_json_converter() -> Converter:
+    """Custom params stay plain JSON: pygls's namedtuples would rename keys like `"bad key!"`."""
+    converter = pygls_default_converter()
+    for cls in (JsonRPCNotification, JsonRPCRequestMessage, JsonRPCResponseMessage):
+        converter.register_structure_hook(cls, lambda obj, cls: cls(**obj))
+    return converter
+
+
+class DxLanguageServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__(
+            "dx-lsp-telemetry",
+            __version__,
+            text_document_sync_kind=types.TextDocumentSyncKind.None_,
+            converter_factory=raw_json_converter,
+            max_workers=2,  # pygls reads stdin on this pool; keep room beside it
+        )
+        env = dict(os.environ)
+        self.telemetry = Telemetry(resolve_home(env), env, on_status=self._send_status)
+        self.parent_pid: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """Never a pop-up: errors go to the log only."""
+        log.error("server error (%s): %s", getattr(source, "__name__", source), error)
+
+    def _send_status(self, status: dict[str, Any]) -> None:
+        self.protocol.notify(STATUS_CHANGED, status)
+
+    def forward_logs(self) -> None:
+        """From now on this package's log records also reach the editor's output channel."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+
+        def send(level: int, text: str) -> None:
+            message_type = _LOG_TYPES.get(level, types.MessageType.Log)
+            self.window_log_message(types.LogMessageParams(type=message_type, message=text))
+
+        def schedule(fn: Any) -> None:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(fn)
+
+        logging.getLogger("dx_lsp_telemetry").addHandler(
+            ForwardToEditor(send, schedule, os.environ.get(TOKEN_ENV))
+        )
+
+
+def create_server() -> DxLanguageServer:
+    server = DxLanguageServer()
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: DxLanguageServer, params: types.InitializeParams) -> None:
+        ls.parent_pid = params.process_id or ls.parent_pid
+        ls.telemetry.configure(params.initialization_options)
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(ls: DxLanguageServer, params: types.InitializedParams) -> None:
+        ls.forward_logs()
+        await ls.telemetry.start()
+        if ls.parent_pid:
+            asyncio.ensure_future(_exit_with_parent(ls, ls.parent_pid))
+        log.info("dx-lsp-telemetry %s ready; data in %s", __version__, ls.telemetry.paths.home)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(
+        ls: DxLanguageServer, params: types.DidChangeConfigurationParams
+    ) -> None:
+        settings = params.settings
+        if not (isinstance(settings, dict) and SECTION in settings):
+            settings = await _pull_settings(ls)  # the pull model sends a bare nudge
+        ls.telemetry.configure(settings)
+
+    @server.feature(RECORD_USAGE)
+    async def record_usage(ls: DxLanguageServer, params: Any) -> dict[str, Any]:
+        try:
+            return await ls.telemetry.record(params)
+        except EventError as exc:
+            raise JsonRpcInvalidParams(str(exc)) from None
+        except LedgerError as exc:
+            raise JsonRpcInternalError(f"not recorded: {exc}") from None
+
+    @server.feature(STATUS)
+    async def status(ls: DxLanguageServer, params: Any) -> dict[str, Any]:
+        return await ls.telemetry.status()
+
+    @server.command(FLUSH_NOW)
+    async def flush_now(ls: DxLanguageServer, *args: Any) -> dict[str, Any]:
+        return await _command(ls.telemetry.flush_now())
+
+    @server.command(RESEND_DAY)
+    async def resend_day(ls: DxLanguageServer, *args: Any) -> dict[str, Any]:
+        day, tool = _day_and_tool(args)
+        return await _command(ls.telemetry.resend(day, tool))
+
+    @server.command(MARK_PUSHED)
+    async def mark_pushed(ls: DxLanguageServer, *args: Any) -> dict[str, Any]:
+        day, tool = _day_and_tool(args)
+        return await _command(ls.telemetry.mark_pushed(day, tool))
+
+    @server.feature(types.SHUTDOWN)
+    async def shutdown(ls: DxLanguageServer, params: None) -> None:
+        await ls.telemetry.stop()
+
+    return server
+
+
+async def _command(work: Any) -> dict[str, Any]:
+    try:
+        result: dict[str, Any] = await work
+        return result
+    except PushError as exc:
+        raise JsonRpcException(str(exc), code=REQUEST_FAILED) from None
+
+
+def _day_and_tool(args: tuple[Any, ...]) -> tuple[date, str]:
+    """`[date, tool]` or `[{"date": ..., "tool": ...}]`."""
+    if len(args) == 1 and isinstance(args[0], dict):
+        args = (args[0].get("date"), args[0].get("tool"))
+    if len(args) != 2:
+        raise JsonRpcInvalidParams(f"expected the arguments date and tool, got {list(args)!r}")
+    raw_day, tool = args
+    try:
+        day = date.fromisoformat(raw_day) if isinstance(raw_day, str) and len(raw_day) == 10 else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise JsonRpcInvalidParams(f"date: expected YYYY-MM-DD, got {raw_day!r}")
+    if not isinstance(tool, str) or not 1 <= len(tool) <= 100:
+        raise JsonRpcInvalidParams(f"tool: expected a string of 1 to 100 characters, got {tool!r}")
+    return day, tool
+
+
+async def _pull_settings(ls: DxLanguageServer) -> Any:
+    try:
+        values = await ls.workspace_configuration_async(
+            types.ConfigurationParams(items=[types.ConfigurationItem(section=SECTION)])
+        )
+    except Exception as exc:
+        log.warning("cannot read the %s settings from the editor: %s", SECTION, exc)
+        return None
+    return values[0] if values else None
+
+
+async def _exit_with_parent(ls: DxLanguageServer, pid: int) -> None:
+    await wait_for_exit(pid)
+    log.warning("the editor (process %d) is gone; exiting", pid)
+    await ls.telemetry.stop()
+    _hard_exit(0)
+
+
+def _hard_exit(code: int) -> None:
+    """Exit now: worker threads (a push waiting on DX) must not hold the process."""
+    for stream in (sys.stderr, sys.stdout):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def serve(client_process_id: int | None = None) -> int:
+    server = create_server()
+    server.parent_pid = client_process_id
+    try:
+        server.start_io()
+    finally:
+        try:
+            server.telemetry.sync_to_disk()
+        except OSError:
+            pass
+    _hard_exit(0)
+    return 0

@@ -1,0 +1,237 @@
+"""The `dxTelemetry` settings: parsed from the editor's dict, with env fallbacks.
+
+A malformed value never stops the sidecar: it is named in `problems` and its default is used.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+from dx_lsp_telemetry.days import DayBoundary
+
+SECTION = "dxTelemetry"
+
+#: Source setting names and the DX tool name each pushes under by default.
+SOURCE_TOOLS: dict[str, str] = {
+    "claudeCode": "claude-code",
+    "codex": "codex",
+    "cline": "cline",
+    "rooCode": "roo-code",
+    "kiloCode": "kilo-code",
+    "continue": "continue",
+}
+
+#: Keys of the section that belong to the extension, not the sidecar.
+_EXTENSION_ONLY = {"python", "trace"}
+
+_ENV_FALLBACKS = {
+    "email": "DX_TELEMETRY_EMAIL",
+    "tool": "DX_TELEMETRY_TOOL",
+    "instanceUrl": "DX_TELEMETRY_INSTANCE_URL",
+}
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    enabled: bool
+    tool: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    enabled: bool = True
+    email: str = ""
+    tool: str = ""
+    instance_url: str = ""
+    day_boundary: DayBoundary = "utc"
+    flush_enabled: bool = True
+    flush_delay_seconds: int = 600
+    backfill_days: int = 7
+    report_inactive_days: bool = True
+    model_breakdowns: bool = False
+    retention_days: int = 90
+    spend_estimate: bool = True
+    sources: Mapping[str, SourceSettings] = field(
+        default_factory=lambda: {
+            name: SourceSettings(False, tool, "") for name, tool in SOURCE_TOOLS.items()
+        }
+    )
+
+    def to_editor_dict(self) -> dict[str, Any]:
+        """The nested camelCase form the editor sends (and `parse_settings` reads)."""
+        return {
+            "enabled": self.enabled,
+            "email": self.email,
+            "tool": self.tool,
+            "instanceUrl": self.instance_url,
+            "dayBoundary": self.day_boundary,
+            "flush": {"enabled": self.flush_enabled, "delaySeconds": self.flush_delay_seconds},
+            "backfillDays": self.backfill_days,
+            "reportInactiveDays": self.report_inactive_days,
+            "modelBreakdowns": self.model_breakdowns,
+            "retentionDays": self.retention_days,
+            "spend": {"estimate": self.spend_estimate},
+            "sources": {
+                name: {"enabled": s.enabled, "tool": s.tool, "path": s.path}
+                for name, s in self.sources.items()
+            },
+        }
+
+
+@dataclass(frozen=True)
+class ParsedSettings:
+    settings: Settings
+    problems: list[str]
+    #: Keys this version does not know (a typo, or a newer extension): logged, not fatal.
+    unknown: list[str]
+
+
+class _Reader:
+    """Reads typed values out of the raw section, collecting a problem per bad value."""
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self.raw = raw
+        self.problems: list[str] = []
+
+    def get(self, dotted: str) -> Any:
+        if dotted in self.raw:  # a client that flattens dotted keys
+            return self.raw[dotted]
+        node: Any = self.raw
+        for part in dotted.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                return None
+            node = node[part]
+        return node
+
+    def bad(self, dotted: str, expected: str, value: Any) -> None:
+        self.problems.append(f"{SECTION}.{dotted}: expected {expected}, got {_show(value)}")
+
+    def boolean(self, dotted: str, default: bool) -> bool:
+        value = self.get(dotted)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.bad(dotted, "true or false", value)
+            return default
+        return value
+
+    def integer(self, dotted: str, default: int, low: int, high: int) -> int:
+        value = self.get(dotted)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.bad(dotted, f"an integer from {low} to {high}", value)
+            return default
+        return value
+
+    def string(self, dotted: str, default: str = "", max_len: int = 2000) -> str:
+        value = self.get(dotted)
+        if value is None:
+            return default
+        if not isinstance(value, str) or len(value) > max_len:
+            self.bad(dotted, f"a string of at most {max_len} characters", value)
+            return default
+        return value.strip()
+
+
+def _show(value: Any) -> str:
+    text = repr(value) if not isinstance(value, str) else f'"{value}"'
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def parse_settings(raw: Any, env: Mapping[str, str] | None = None) -> ParsedSettings:
+    """Parse the `dxTelemetry` section (or `{"dxTelemetry": {...}}`) into `Settings`."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    if isinstance(raw, Mapping) and isinstance(raw.get(SECTION), Mapping):
+        raw = raw[SECTION]
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        problems.append(f"{SECTION}: expected an object of settings, got {_show(raw)}")
+        raw = {}
+    r = _Reader(raw)
+
+    boundary = r.get("dayBoundary")
+    day_boundary: DayBoundary = "utc"
+    if boundary == "local":
+        day_boundary = "local"
+    elif boundary not in (None, "utc"):
+        r.bad("dayBoundary", '"utc" or "local"', boundary)
+
+    sources: dict[str, SourceSettings] = {}
+    for name, default_tool in SOURCE_TOOLS.items():
+        tool = r.string(f"sources.{name}.tool", default_tool, 100) or default_tool
+        sources[name] = SourceSettings(
+            enabled=r.boolean(f"sources.{name}.enabled", False),
+            tool=tool,
+            path=r.string(f"sources.{name}.path"),
+        )
+
+    settings = Settings(
+        enabled=r.boolean("enabled", True),
+        email=r.string("email", max_len=320),
+        tool=r.string("tool", max_len=100),
+        instance_url=r.string("instanceUrl").rstrip("/"),
+        day_boundary=day_boundary,
+        flush_enabled=r.boolean("flush.enabled", True),
+        flush_delay_seconds=r.integer("flush.delaySeconds", 600, 0, 86_400),
+        backfill_days=r.integer("backfillDays", 7, 0, 365),
+        report_inactive_days=r.boolean("reportInactiveDays", True),
+        model_breakdowns=r.boolean("modelBreakdowns", False),
+        retention_days=r.integer("retentionDays", 90, 1, 3650),
+        spend_estimate=r.boolean("spend.estimate", True),
+        sources=sources,
+    )
+    fallbacks = {
+        key: env.get(var, "").strip()
+        for key, var in _ENV_FALLBACKS.items()
+        if env.get(var, "").strip()
+    }
+    settings = replace(
+        settings,
+        email=settings.email or fallbacks.get("email", ""),
+        tool=settings.tool or fallbacks.get("tool", ""),
+        instance_url=settings.instance_url or fallbacks.get("instanceUrl", "").rstrip("/"),
+    )
+    problems.extend(r.problems)
+    unknown = sorted(
+        str(k) for k in raw if str(k).split(".")[0] not in _KNOWN_TOP | _EXTENSION_ONLY
+    )
+    return ParsedSettings(settings, problems, [f"{SECTION}.{k}" for k in unknown])
+
+
+_KNOWN_TOP = {
+    "enabled", "email", "tool", "instanceUrl", "dayBoundary", "flush", "backfillDays",
+    "reportInactiveDays", "modelBreakdowns", "retentionDays", "spend", "sources",
+}
+
+
+def is_loopback_host(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def instance_url_problem(url: str) -> str | None:
+    """Why `url` cannot be pushed to, or None. Plain http is for loopback test servers only."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return f"{SECTION}.instanceUrl: expected an https:// URL like https://acme.getdx.net, got {_show(url)}"
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        return (
+            f"{SECTION}.instanceUrl: plain http:// is refused except for loopback hosts "
+            f"(the token must not travel unencrypted): {_show(url)}"
+        )
+    if parts.query or parts.fragment or parts.username or parts.password:
+        return f"{SECTION}.instanceUrl: must not carry a query, fragment or credentials: {_show(url)}"
+    return None
