@@ -8,6 +8,7 @@ joined at exit, so a push in flight can never delay the editor's shutdown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -145,7 +146,7 @@ class Telemetry:
             loop = self._loop
             self._watch = DirectoryWatch(
                 [self.paths.home, self.paths.ledger_dir],
-                lambda _path: loop.call_soon_threadsafe(self._mark_dirty),
+                lambda _path: self._threadsafe_dirty(loop),
             )
             for problem in self._watch.start():
                 log.warning("%s; other windows' changes show on the next status request", problem)
@@ -179,7 +180,9 @@ class Telemetry:
 
     async def record(self, raw: Any) -> dict[str, Any]:
         settings = self.settings
-        rules = EventRules(settings.tool, self._clock(), settings.day_boundary, settings.backfill_days)
+        rules = EventRules(
+            settings.tool, self._clock(), settings.day_boundary, settings.backfill_days
+        )
         event = validate_event(raw, rules)  # EventError names the field
         if not settings.enabled:
             return not_recorded(event, settings.day_boundary)
@@ -205,18 +208,23 @@ class Telemetry:
                 f"pushes paused: {self._pusher.pause_reason}. They resume when the token or "
                 "settings change, or with Flush Now"
             )
-        inputs = StatusInputs(self.paths.home, self.leader, self.settings, problems, self._token,
-                              self._clock())
+        inputs = StatusInputs(
+            self.paths.home, self.leader, self.settings, problems, self._token, self._clock()
+        )
         return build_status(inputs, self._index, self._journal)
 
     async def flush_now(self) -> dict[str, Any]:
-        report = await self._run_push(lambda: self._pusher.cycle(self.settings, self._token, manual=True))
+        report = await self._run_push(
+            lambda: self._pusher.cycle(self.settings, self._token, manual=True)
+        )
         self._mark_dirty()
         self._replan.set()
         return report.to_json()
 
     async def resend(self, day: date, tool: str) -> dict[str, Any]:
-        report = await self._run_push(lambda: self._pusher.resend(self.settings, self._token, day, tool))
+        report = await self._run_push(
+            lambda: self._pusher.resend(self.settings, self._token, day, tool)
+        )
         self._mark_dirty()
         return report.to_json()
 
@@ -321,10 +329,8 @@ class Telemetry:
 
     async def _sleep_until(self, wake: datetime | None) -> None:
         timeout = None if wake is None else max(0.0, (wake - self._clock()).total_seconds())
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._replan.wait(), timeout)
-        except asyncio.TimeoutError:
-            pass
 
     async def _day_loop(self) -> None:
         """At each new day: a session marker, and the window moves on."""
@@ -363,6 +369,9 @@ class Telemetry:
                 self._last_status = status
                 self._on_status(status)
                 await asyncio.sleep(STATUS_MIN_INTERVAL)
+
+    def _threadsafe_dirty(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.call_soon_threadsafe(self._mark_dirty)
 
     def _mark_dirty(self) -> None:
         self._status_dirty.set()

@@ -87,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dx-lsp-telemetry",
         description="Records AI-assistant token usage in a local daily ledger and pushes each "
-        "completed day to DX Data Cloud. With no command (stdin not a terminal) it is the LSP sidecar.",
+        "completed day to DX Data Cloud. With no command (stdin not a terminal) it is the "
+        "LSP sidecar.",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="verb", metavar="COMMAND")
@@ -97,10 +98,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the dxTelemetry/status object")
 
     r = sub.add_parser("report", help="daily totals per tool, with a bar per day")
-    r.add_argument("--days", type=int, default=14, help="how many days including today (default 14)")
+    r.add_argument(
+        "--days", type=int, default=14, help="how many days including today (default 14)"
+    )
     r.add_argument("--json", action="store_true")
 
-    rec = sub.add_parser("record", help="record one usage event (same rules as dxTelemetry/recordUsage)")
+    rec = sub.add_parser(
+        "record", help="record one usage event (same rules as dxTelemetry/recordUsage)"
+    )
     rec.add_argument("--json", dest="event_json", metavar="EVENT", help="the whole event as JSON")
     rec.add_argument("--tool", help="DX tool name (default: DX_TELEMETRY_TOOL / the tool setting)")
     rec.add_argument("--timestamp", help="RFC 3339, e.g. 2026-01-15T09:30:00Z (default: now)")
@@ -112,8 +117,13 @@ def _parser() -> argparse.ArgumentParser:
     money = rec.add_mutually_exclusive_group()
     money.add_argument("--spend-cents", type=_json_number, metavar="X")
     money.add_argument("--cost-usd", type=_json_number, metavar="X")
-    rec.add_argument("--metric", action="append", default=[], metavar="KEY=N",
-                     help="a metric summed per day (repeatable)")
+    rec.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        metavar="KEY=N",
+        help="a metric summed per day (repeatable)",
+    )
 
     f = sub.add_parser("flush", help="push due days now (as the Flush Now command)")
     f.add_argument("--dry-run", action="store_true", help="print the records instead of sending")
@@ -147,14 +157,20 @@ def _cli_settings(paths: DataPaths) -> ParsedSettings:
     return parse_settings(raw)
 
 
-def _status(args: argparse.Namespace, paths: DataPaths, parsed: ParsedSettings, token: str | None) -> int:
-    inputs = StatusInputs(paths.home, False, parsed.settings, list(parsed.problems), token, utc_now())
+def _status(
+    args: argparse.Namespace, paths: DataPaths, parsed: ParsedSettings, token: str | None
+) -> int:
+    inputs = StatusInputs(
+        paths.home, False, parsed.settings, list(parsed.problems), token, utc_now()
+    )
     status = build_status(inputs, LedgerIndex(paths.ledger_dir), Journal(paths.journal_file))
     print(json.dumps(status, indent=2) if args.json else status_text(status))
     return EXIT_OK
 
 
-def _report(args: argparse.Namespace, paths: DataPaths, parsed: ParsedSettings, token: str | None) -> int:
+def _report(
+    args: argparse.Namespace, paths: DataPaths, parsed: ParsedSettings, token: str | None
+) -> int:
     if not 1 <= args.days <= 3650:
         raise UsageError(f"--days: expected 1 to 3650, got {args.days}")
     settings = parsed.settings
@@ -170,7 +186,9 @@ def _report(args: argparse.Namespace, paths: DataPaths, parsed: ParsedSettings, 
     return EXIT_OK
 
 
-def _record(args: argparse.Namespace, paths: DataPaths, parsed: ParsedSettings, token: str | None) -> int:
+def _record(
+    args: argparse.Namespace, paths: DataPaths, parsed: ParsedSettings, token: str | None
+) -> int:
     settings = parsed.settings
     if args.event_json is not None:
         if any(getattr(args, k) is not None for k in _RECORD_FIELDS) or args.metric:
@@ -180,26 +198,39 @@ def _record(args: argparse.Namespace, paths: DataPaths, parsed: ParsedSettings, 
         except ValueError as exc:
             raise UsageError(f"--json: not valid JSON ({exc})") from None
     else:
-        raw = {field: getattr(args, attr) for attr, field in _RECORD_FIELDS.items()
-               if getattr(args, attr) is not None}
+        raw = {
+            field: getattr(args, attr)
+            for attr, field in _RECORD_FIELDS.items()
+            if getattr(args, attr) is not None
+        }
         if args.metric:
             raw["metrics"] = dict(_metric(m) for m in args.metric)
     if not settings.enabled:
         raise UsageError("dxTelemetry.enabled is off: nothing is recorded")
     now = utc_now()
-    event = validate_event(raw, EventRules(settings.tool, now, settings.day_boundary, settings.backfill_days))
+    event = validate_event(
+        raw, EventRules(settings.tool, now, settings.day_boundary, settings.backfill_days)
+    )
     paths.ensure()
-    result = record_event(LedgerWriter(paths.ledger_dir), LedgerIndex(paths.ledger_dir), event,
-                          settings.day_boundary)
+    result = record_event(
+        LedgerWriter(paths.ledger_dir), LedgerIndex(paths.ledger_dir), event, settings.day_boundary
+    )
     print(json.dumps(result))
     return EXIT_OK
 
 
 _RECORD_FIELDS = {
-    "tool": "tool", "timestamp": "timestamp", "event_id": "event_id", "model": "model",
-    "source": "source", "input_tokens": "input_tokens", "output_tokens": "output_tokens",
-    "cache_write_tokens": "cache_write_tokens", "cache_read_tokens": "cache_read_tokens",
-    "spend_cents": "spend_cents", "cost_usd": "cost_usd",
+    "tool": "tool",
+    "timestamp": "timestamp",
+    "event_id": "event_id",
+    "model": "model",
+    "source": "source",
+    "input_tokens": "input_tokens",
+    "output_tokens": "output_tokens",
+    "cache_write_tokens": "cache_write_tokens",
+    "cache_read_tokens": "cache_read_tokens",
+    "spend_cents": "spend_cents",
+    "cost_usd": "cost_usd",
 }
 
 
@@ -213,7 +244,9 @@ def _metric(text: str) -> tuple[str, int | float]:
         raise UsageError(f"--metric {key}: {exc}") from None
 
 
-def _flush(args: argparse.Namespace, paths: DataPaths, parsed: ParsedSettings, token: str | None) -> int:
+def _flush(
+    args: argparse.Namespace, paths: DataPaths, parsed: ParsedSettings, token: str | None
+) -> int:
     pusher = Pusher(paths)
     settings = parsed.settings
     for problem in parsed.problems:
@@ -243,9 +276,12 @@ def _explain(report: CycleReport) -> None:
     if not (report.pushed or report.failed or report.unconfirmed):
         print("nothing to push: every complete day in the window is already done", file=sys.stderr)
     for item in report.unconfirmed:
-        print(f"{item['date']} {item['tool']}: DX's answer was lost; check DX, then run "
-              f"`flush --resend {item['date']} --tool {item['tool']}` or "
-              f"`flush --mark-pushed {item['date']} --tool {item['tool']}`", file=sys.stderr)
+        print(
+            f"{item['date']} {item['tool']}: DX's answer was lost; check DX, then run "
+            f"`flush --resend {item['date']} --tool {item['tool']}` or "
+            f"`flush --mark-pushed {item['date']} --tool {item['tool']}`",
+            file=sys.stderr,
+        )
 
 
 def _parse_date(text: str) -> date:

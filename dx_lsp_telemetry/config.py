@@ -38,7 +38,8 @@ def blocking_problems(settings: Settings, token: str | None) -> list[str]:
             problems.append(url_problem)
         if not token:
             problems.append(
-                f"{TOKEN_ENV} is not set: run 'DX Telemetry: Set API Token' (or set it in the environment)"
+                f"{TOKEN_ENV} is not set: run 'DX Telemetry: Set API Token' "
+                "(or set it in the environment)"
             )
     return problems
 

@@ -6,7 +6,6 @@ Ledger files are per UTC date; a local day overlaps one or two of them.
 from __future__ import annotations
 
 import re
-
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Literal
 

@@ -72,7 +72,8 @@ class DxClient:
             return PushResult(Outcome.NOT_REACHED, f"could not reach DX: {_describe(exc)}")
         except httpx.TimeoutException as exc:
             return PushResult(
-                Outcome.AMBIGUOUS, f"no answer from DX in time, the record may be stored: {_describe(exc)}"
+                Outcome.AMBIGUOUS,
+                f"no answer from DX in time, the record may be stored: {_describe(exc)}",
             )
         except httpx.HTTPError as exc:
             return PushResult(
@@ -94,19 +95,25 @@ def classify(response: httpx.Response) -> PushResult:
         return PushResult(Outcome.REJECTED, f"DX refused the record: {detail or 'ok: false'}")
     label = f"HTTP {status}" + (f": {detail}" if detail else "")
     if status in (429, 503, 408):
-        return PushResult(Outcome.THROTTLED, f"DX is busy ({label})", retry_after=_retry_after(response))
+        return PushResult(
+            Outcome.THROTTLED, f"DX is busy ({label})", retry_after=_retry_after(response)
+        )
     if status in (401, 403):
         return PushResult(Outcome.CREDENTIALS, f"DX refused the token ({label})")
     if status == 404:
         return PushResult(Outcome.NOT_FOUND, f"no aiToolMetrics.push at this instanceUrl ({label})")
     if 300 <= status < 400:
         where = response.headers.get("location", "?")
-        return PushResult(Outcome.NOT_FOUND, f"DX redirected to {where} ({label}): check instanceUrl")
+        return PushResult(
+            Outcome.NOT_FOUND, f"DX redirected to {where} ({label}): check instanceUrl"
+        )
     if 400 <= status < 500:
         return PushResult(Outcome.REJECTED, f"DX refused the record ({label})")
     if 200 < status < 300:
         return PushResult(Outcome.AMBIGUOUS, f"DX answered an unexpected {label}")
-    return PushResult(Outcome.AMBIGUOUS, f"DX failed while handling the record, it may be stored ({label})")
+    return PushResult(
+        Outcome.AMBIGUOUS, f"DX failed while handling the record, it may be stored ({label})"
+    )
 
 
 def _json_body(response: httpx.Response) -> dict[str, Any] | None:

@@ -23,8 +23,15 @@ MAX_FUTURE = timedelta(minutes=5)
 MAX_METRICS = 32
 _METRIC_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _ALLOWED = {
-    "tool", "timestamp", "event_id", "model", "source", *TOKEN_FIELDS,
-    "spend_cents", "cost_usd", "metrics",
+    "tool",
+    "timestamp",
+    "event_id",
+    "model",
+    "source",
+    *TOKEN_FIELDS,
+    "spend_cents",
+    "cost_usd",
+    "metrics",
 }
 
 
@@ -66,7 +73,10 @@ class UsageEvent:
     @property
     def token_total(self) -> int:
         return (
-            self.input_tokens + self.output_tokens + self.cache_write_tokens + self.cache_read_tokens
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_write_tokens
+            + self.cache_read_tokens
         )
 
     def to_ledger(self) -> dict[str, Any]:
@@ -120,7 +130,9 @@ def validate_event(raw: Any, rules: EventRules) -> UsageEvent:
         raise EventError("params", raw, "expected one usage event object")
     for key in sorted(map(str, raw)):
         if key not in _ALLOWED:
-            raise EventError(key, raw[key], "unknown field (allowed: " + ", ".join(sorted(_ALLOWED)) + ")")
+            raise EventError(
+                key, raw[key], "unknown field (allowed: " + ", ".join(sorted(_ALLOWED)) + ")"
+            )
 
     tool = raw.get("tool")
     if tool is None:
@@ -160,7 +172,9 @@ def _timestamp(value: Any, rules: EventRules) -> datetime:
     if value is None:
         return rules.now
     if not isinstance(value, str):
-        raise EventError("timestamp", value, "expected an RFC 3339 string like 2026-01-15T09:30:00Z")
+        raise EventError(
+            "timestamp", value, "expected an RFC 3339 string like 2026-01-15T09:30:00Z"
+        )
     try:
         ts = parse_ts(value)
     except ValueError as exc:

@@ -126,7 +126,9 @@ class Journal:
                 if entry.state not in _STATES:
                     raise ValueError(f"unknown state {entry.state!r}")
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                log.warning("%s line %d: skipped a malformed journal line (%s)", self.path.name, number, exc)
+                log.warning(
+                    "%s line %d: skipped a malformed journal line (%s)", self.path.name, number, exc
+                )
                 continue
             latest[entry.key] = entry
         self._latest, self._seen = latest, seen
@@ -140,7 +142,9 @@ class Journal:
 
     def append(self, entry: JournalEntry) -> None:
         """Durable before it returns: a `sending` line must survive a power cut."""
-        data = (json.dumps(entry.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+        data = (
+            json.dumps(entry.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n"
+        ).encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:

@@ -84,14 +84,18 @@ class LedgerWriter:
         try:
             self.ledger_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise LedgerError(f"cannot create the ledger folder {self.ledger_dir}: {exc.strerror}") from exc
+            raise LedgerError(
+                f"cannot create the ledger folder {self.ledger_dir}: {exc.strerror}"
+            ) from exc
         return self._lock
 
     def append_events(self, events: Iterable[UsageEvent]) -> None:
         self.append_lines((e.timestamp, e.to_ledger()) for e in events)
 
     def append_marker(self, ts: datetime) -> None:
-        self.append_lines([(ts, {"type": "session", "timestamp": format_ts(ts), "pid": os.getpid()})])
+        self.append_lines(
+            [(ts, {"type": "session", "timestamp": format_ts(ts), "pid": os.getpid()})]
+        )
 
     def append_lines(self, lines: Iterable[tuple[datetime, dict[str, Any]]]) -> None:
         """Write lines into the files of their UTC dates (taking the lock if not held)."""
@@ -106,7 +110,9 @@ class LedgerWriter:
                 # stamped under the lock, so recorded_at orders appends across processes
                 stamp = format_ts(datetime.now(timezone.utc))
                 for path, file_lines in by_file.items():
-                    self._write(path, [_encode({**line, "recorded_at": stamp}) for line in file_lines])
+                    self._write(
+                        path, [_encode({**line, "recorded_at": stamp}) for line in file_lines]
+                    )
         except Timeout as exc:
             raise LedgerError(
                 f"the ledger is locked by another process for over {LOCK_TIMEOUT_SECONDS:.0f} s "
@@ -215,7 +221,9 @@ def _parse_line(raw: bytes, file_date: date, offset: int, out: ReadResult) -> No
         event = from_ledger(line)
         recorded_at = line.get("recorded_at")
         out.entries.append(
-            LedgerEntry(event, recorded_at if isinstance(recorded_at, str) else "", file_date, offset)
+            LedgerEntry(
+                event, recorded_at if isinstance(recorded_at, str) else "", file_date, offset
+            )
         )
     elif kind == "session":
         out.markers.append(SessionMarker(parse_ts(line["timestamp"]), file_date, offset))

@@ -75,7 +75,7 @@ class LedgerIndex:
             if first_read and result.trailing_bytes and (file_date, size) not in self._warned:
                 self._warned.add((file_date, size))
                 log.warning(
-                    "%s: ignoring an incomplete last line of %d bytes (a write cut short by a crash?)",
+                    "%s: ignoring an incomplete last line of %d bytes (a write cut short?)",
                     path.name,
                     result.trailing_bytes,
                 )

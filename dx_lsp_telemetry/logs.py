@@ -65,8 +65,12 @@ def setup_logging(token: str | None, level: int = logging.INFO) -> logging.Handl
 class ForwardToEditor(logging.Handler):
     """Sends this package's records to the editor through `send` (called on the loop thread)."""
 
-    def __init__(self, send: Callable[[int, str], None], schedule: Callable[[Callable[[], None]], None],
-                 token: str | None) -> None:
+    def __init__(
+        self,
+        send: Callable[[int, str], None],
+        schedule: Callable[[Callable[[], None]], None],
+        token: str | None,
+    ) -> None:
         super().__init__(logging.INFO)
         self._send = send
         self._schedule = schedule

@@ -1,4 +1,4 @@
-"""The local outbox: with no `instanceUrl`, a due day's record is written here as it would be sent."""
+"""The local outbox: with no `instanceUrl`, a due record is written here as it would be sent."""
 
 from __future__ import annotations
 

@@ -45,8 +45,13 @@ async def wait_for_exit(pid: int) -> None:
             fd = None
         if fd is not None:
             loop = asyncio.get_running_loop()
-            exited = loop.create_future()
-            loop.add_reader(fd, lambda: exited.done() or exited.set_result(None))
+            exited: asyncio.Future[None] = loop.create_future()
+
+            def on_exit() -> None:
+                if not exited.done():
+                    exited.set_result(None)
+
+            loop.add_reader(fd, on_exit)
             try:
                 await exited
             finally:

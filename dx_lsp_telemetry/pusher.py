@@ -17,8 +17,8 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from dx_lsp_telemetry.config import PushTarget, blocking_problems, push_target
-from dx_lsp_telemetry.days import format_ts, is_complete, utc_now
 from dx_lsp_telemetry.daybook import cover_of, day_tools, window_index
+from dx_lsp_telemetry.days import format_ts, is_complete, utc_now
 from dx_lsp_telemetry.dx import DxClient, Outcome, PushResult
 from dx_lsp_telemetry.journal import Journal, JournalEntry
 from dx_lsp_telemetry.ledger import fsync_path, ledger_path
@@ -134,10 +134,17 @@ class Pusher:
                     f"{day} {tool} was already pushed ({previous.state} at {previous.at}); "
                     "it is never sent twice"
                 )
-            self._push(journal, target, self._due_record(index, settings, target, day, tool, previous), report)
+            self._push(
+                journal,
+                target,
+                self._due_record(index, settings, target, day, tool, previous),
+                report,
+            )
         return report
 
-    def mark_pushed(self, settings: Settings, token: str | None, day: date, tool: str) -> dict[str, str]:
+    def mark_pushed(
+        self, settings: Settings, token: str | None, day: date, tool: str
+    ) -> dict[str, str]:
         """The user's decision on an unconfirmed day: DX has it, record it as pushed."""
         target = push_target(settings, token)
         with self._locked(wait=MANUAL_LOCK_WAIT) as journal:
@@ -146,11 +153,20 @@ class Pusher:
             if previous is None or previous.state not in ("unconfirmed", "failed"):
                 state = previous.state if previous else "not pushed yet"
                 raise PushError(
-                    f"{day} {tool} is {state}: only an unconfirmed or failed day can be marked pushed"
+                    f"{day} {tool} is {state}: only an unconfirmed or failed day "
+                    "can be marked pushed"
                 )
             journal.append(
-                replace(previous, state="pushed", at=self._now_text(), marked=True, error=None,
-                        kind=None, retry_at=None, record=None)
+                replace(
+                    previous,
+                    state="pushed",
+                    at=self._now_text(),
+                    marked=True,
+                    error=None,
+                    kind=None,
+                    retry_at=None,
+                    record=None,
+                )
             )
         return {"date": day.isoformat(), "tool": tool, "state": "pushed"}
 
@@ -165,7 +181,9 @@ class Pusher:
         times = [
             e.retry_time
             for e in journal.entries()
-            if e.state == "pending" and e.destination == target.destination and e.email == target.email
+            if e.state == "pending"
+            and e.destination == target.destination
+            and e.email == target.email
         ]
         return min((t for t in times if t is not None), default=None)
 
@@ -186,7 +204,8 @@ class Pusher:
             self._lock.acquire(timeout=wait)
         except Timeout:
             raise PushBusy(
-                f"another window or the CLI is pushing (push lock {self.paths.push_lock} busy for {wait:.0f} s)"
+                f"another window or the CLI is pushing (push lock {self.paths.push_lock} "
+                f"busy for {wait:.0f} s)"
             ) from None
         try:
             journal = Journal(self.paths.journal_file)
@@ -200,16 +219,30 @@ class Pusher:
         """A `sending` line under our lock was left by a pusher that died mid-request."""
         for entry in journal.entries():
             if entry.state == "sending":
-                log.warning("%s %s: a push was interrupted before DX answered; now unconfirmed",
-                            entry.date, entry.tool)
-                journal.append(replace(
-                    entry, state="unconfirmed", at=self._now_text(), record=None,
-                    error="a push was interrupted before DX answered (the sidecar stopped); "
-                          "the record may be stored: re-send or mark it pushed",
-                ))
+                log.warning(
+                    "%s %s: a push was interrupted before DX answered; now unconfirmed",
+                    entry.date,
+                    entry.tool,
+                )
+                journal.append(
+                    replace(
+                        entry,
+                        state="unconfirmed",
+                        at=self._now_text(),
+                        record=None,
+                        error="a push was interrupted before DX answered (the sidecar stopped); "
+                        "the record may be stored: re-send or mark it pushed",
+                    )
+                )
 
     def _due(
-        self, index: LedgerIndex, journal: Journal, settings: Settings, target: PushTarget, *, manual: bool
+        self,
+        index: LedgerIndex,
+        journal: Journal,
+        settings: Settings,
+        target: PushTarget,
+        *,
+        manual: bool,
     ) -> Iterator[DueRecord]:
         now = self._clock()
         days = window_index(index, settings, now)
@@ -221,8 +254,12 @@ class Pusher:
                 if not self._eligible(previous, manual=manual, now=now):
                     continue
                 due = self._due_record(index, settings, target, day, tool, previous)
-                if previous and previous.state == "failed" and previous.kind == "rejected" \
-                        and previous.record_hash == due.hash:
+                if (
+                    previous
+                    and previous.state == "failed"
+                    and previous.kind == "rejected"
+                    and previous.record_hash == due.hash
+                ):
                     continue  # DX refused exactly this record; only a changed one is tried
                 yield due
 
@@ -237,13 +274,21 @@ class Pusher:
         return True  # failed: rejected (if changed), or credentials/not_found after a change
 
     def _due_record(
-        self, index: LedgerIndex, settings: Settings, target: PushTarget, day: date, tool: str,
+        self,
+        index: LedgerIndex,
+        settings: Settings,
+        target: PushTarget,
+        day: date,
+        tool: str,
         previous: JournalEntry | None,
     ) -> DueRecord:
         index.refresh()
         entries = day_tools(index, settings, day).get(tool, [])
         record = build_record(
-            email=target.email, day=day, tool=tool, events=(e.event for e in entries),
+            email=target.email,
+            day=day,
+            tool=tool,
+            events=(e.event for e in entries),
             model_breakdowns=settings.model_breakdowns,
         )
         return DueRecord(day, tool, record, cover_of(index, settings, day), previous)
@@ -258,13 +303,21 @@ class Pusher:
         if tool not in day_tools(index, settings, day):
             raise PushError(f"{day} has no record for tool {tool!r}")
 
-    def _push(self, journal: Journal, target: PushTarget, due: DueRecord, report: CycleReport) -> bool:
+    def _push(
+        self, journal: Journal, target: PushTarget, due: DueRecord, report: CycleReport
+    ) -> bool:
         """Send one record; False if the cycle should stop (DX unreachable, refusing, or unwell)."""
         item = {"date": due.day.isoformat(), "tool": due.tool}
         attempts = due.previous.attempts if due.previous and due.previous.state == "pending" else 0
         base = JournalEntry(
-            destination=target.destination, email=target.email, date=item["date"], tool=due.tool,
-            state="sending", at=self._now_text(), record_hash=due.hash, cover=due.cover,
+            destination=target.destination,
+            email=target.email,
+            date=item["date"],
+            tool=due.tool,
+            state="sending",
+            at=self._now_text(),
+            record_hash=due.hash,
+            cover=due.cover,
             attempts=attempts,
         )
         for file_date in due.cover:
@@ -284,8 +337,13 @@ class Pusher:
         return self._settle(journal, base, result, item, report, target)
 
     def _settle(
-        self, journal: Journal, base: JournalEntry, result: PushResult, item: dict[str, str],
-        report: CycleReport, target: PushTarget,
+        self,
+        journal: Journal,
+        base: JournalEntry,
+        result: PushResult,
+        item: dict[str, str],
+        report: CycleReport,
+        target: PushTarget,
     ) -> bool:
         now = self._now_text()
         outcome = result.outcome
@@ -301,17 +359,36 @@ class Pusher:
             attempts = base.attempts + 1
             delay = result.retry_after if result.retry_after is not None else self.backoff(attempts)
             retry_at = format_ts(self._clock() + timedelta(seconds=delay))
-            journal.append(replace(base, state="pending", at=now, error=error, retry_at=retry_at,
-                                   attempts=attempts, cover={}))
+            journal.append(
+                replace(
+                    base,
+                    state="pending",
+                    at=now,
+                    error=error,
+                    retry_at=retry_at,
+                    attempts=attempts,
+                    cover={},
+                )
+            )
             report.failed.append({**item, "error": error})
             return False
         if outcome is Outcome.AMBIGUOUS:
             journal.append(replace(base, state="unconfirmed", at=now, error=error))
             report.unconfirmed.append(item)
             return False
-        kind = {Outcome.REJECTED: "rejected", Outcome.CREDENTIALS: "credentials"}.get(outcome, "not_found")
-        journal.append(replace(base, state="failed", at=now, error=error, kind=kind,  # type: ignore[arg-type]
-                               cover={}))
+        kind = {Outcome.REJECTED: "rejected", Outcome.CREDENTIALS: "credentials"}.get(
+            outcome, "not_found"
+        )
+        journal.append(
+            replace(
+                base,
+                state="failed",
+                at=now,
+                error=error,
+                kind=kind,  # type: ignore[arg-type]
+                cover={},
+            )
+        )
         report.failed.append({**item, "error": error})
         if outcome is Outcome.REJECTED:
             return True
@@ -321,7 +398,7 @@ class Pusher:
     def backoff(self, attempts: int) -> float:
         """Capped exponential backoff with jitter: 60 s, 120 s, ... up to 1 h, each x [0.5, 1]."""
         delay = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** (attempts - 1))
-        return delay * (0.5 + 0.5 * self._jitter())
+        return float(delay * (0.5 + 0.5 * self._jitter()))
 
     def _now_text(self) -> str:
         return format_ts(self._clock())

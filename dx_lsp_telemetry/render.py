@@ -9,8 +9,10 @@ BAR_WIDTH = 30
 
 def tokens_of(totals: dict[str, Any]) -> int:
     return int(
-        totals["input_tokens"] + totals["output_tokens"]
-        + totals["cache_write_tokens"] + totals["cache_read_tokens"]
+        totals["input_tokens"]
+        + totals["output_tokens"]
+        + totals["cache_write_tokens"]
+        + totals["cache_read_tokens"]
     )
 
 
@@ -21,15 +23,19 @@ def money(cents: float) -> str:
 def status_text(status: dict[str, Any]) -> str:
     config = status["config"]
     lines = [f"dx-lsp-telemetry {status['version']}  data: {status['dataDir']}"]
-    lines.append(f"destination: {config['destination']}" + ("" if config["ok"] else "  (needs attention)"))
+    lines.append(
+        f"destination: {config['destination']}" + ("" if config["ok"] else "  (needs attention)")
+    )
     lines += [f"  ! {p}" for p in config["problems"]]
     today = status["today"]
     lines.append(f"today {today['date']}:")
     if not today["tools"]:
         lines.append("  no AI usage recorded yet")
     for tool, totals in sorted(today["tools"].items()):
-        lines.append(f"  {tool:<24} {totals['events']:>6} events {tokens_of(totals):>14,} tokens "
-                     f"{money(totals['spend_cents']):>10}")
+        lines.append(
+            f"  {tool:<24} {totals['events']:>6} events {tokens_of(totals):>14,} tokens "
+            f"{money(totals['spend_cents']):>10}"
+        )
     lines.append("days:")
     if not status["days"]:
         lines.append("  nothing recorded in the backfill window")
@@ -40,8 +46,10 @@ def status_text(status: dict[str, Any]) -> str:
 
 def _day_line(day: dict[str, Any]) -> str:
     totals = day["totals"]
-    text = (f"{day['date']}  {day['tool']:<20} {day['state']:<11} {tokens_of(totals):>14,} tokens "
-            f"{money(totals['spend_cents']):>10}")
+    text = (
+        f"{day['date']}  {day['tool']:<20} {day['state']:<11} {tokens_of(totals):>14,} tokens "
+        f"{money(totals['spend_cents']):>10}"
+    )
     if day.get("pushedAt"):
         text += f"  at {day['pushedAt']}"
     if day.get("retryAt"):
@@ -62,6 +70,8 @@ def report_text(report: dict[str, Any]) -> str:
     for r in rows:
         total = tokens_of(r["totals"])
         bar = "█" * round(BAR_WIDTH * total / peak) if total else "·"
-        lines.append(f"{r['date']:<10}  {r['tool']:<20} {total:>14,} {money(r['totals']['spend_cents']):>10}"
-                     f"  {r['state']:<11} {bar}")
+        lines.append(
+            f"{r['date']:<10}  {r['tool']:<20} {total:>14,} {money(r['totals']['spend_cents']):>10}"
+            f"  {r['state']:<11} {bar}"
+        )
     return "\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -47,7 +48,7 @@ _LOG_TYPES = {
 
 def raw_json_converter() -> Converter:
     """Custom params stay plain JSON: pygls's namedtuples would rename keys like `"bad key!"`."""
-    converter = pygls_default_converter()
+    converter: Converter = pygls_default_converter()  # type: ignore[no-untyped-call]
     for cls in (JsonRPCNotification, JsonRPCRequestMessage, JsonRPCResponseMessage):
         converter.register_structure_hook(cls, lambda obj, cls: cls(**obj))
     return converter
@@ -65,6 +66,7 @@ class DxLanguageServer(LanguageServer):
         env = dict(os.environ)
         self.telemetry = Telemetry(resolve_home(env), env, on_status=self._send_status)
         self.parent_pid: int | None = None
+        self.parent_watch: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def report_server_error(self, error: Exception, source: Any) -> None:
@@ -105,7 +107,7 @@ def create_server() -> DxLanguageServer:
         ls.forward_logs()
         await ls.telemetry.start()
         if ls.parent_pid:
-            asyncio.ensure_future(_exit_with_parent(ls, ls.parent_pid))
+            ls.parent_watch = asyncio.ensure_future(_exit_with_parent(ls, ls.parent_pid))
         log.info("dx-lsp-telemetry %s ready; data in %s", __version__, ls.telemetry.paths.home)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
@@ -167,7 +169,9 @@ def _day_and_tool(args: tuple[Any, ...]) -> tuple[date, str]:
         raise JsonRpcInvalidParams(f"expected the arguments date and tool, got {list(args)!r}")
     raw_day, tool = args
     try:
-        day = date.fromisoformat(raw_day) if isinstance(raw_day, str) and len(raw_day) == 10 else None
+        day = (
+            date.fromisoformat(raw_day) if isinstance(raw_day, str) and len(raw_day) == 10 else None
+        )
     except ValueError:
         day = None
     if day is None:
@@ -198,10 +202,8 @@ async def _exit_with_parent(ls: DxLanguageServer, pid: int) -> None:
 def _hard_exit(code: int) -> None:
     """Exit now: worker threads (a push waiting on DX) must not hold the process."""
     for stream in (sys.stderr, sys.stdout):
-        try:
+        with contextlib.suppress(OSError, ValueError):
             stream.flush()
-        except (OSError, ValueError):
-            pass
     os._exit(code)
 
 
@@ -211,9 +213,7 @@ def serve(client_process_id: int | None = None) -> int:
     try:
         server.start_io()
     finally:
-        try:
+        with contextlib.suppress(OSError):
             server.telemetry.sync_to_disk()
-        except OSError:
-            pass
     _hard_exit(0)
     return 0

@@ -208,8 +208,18 @@ def parse_settings(raw: Any, env: Mapping[str, str] | None = None) -> ParsedSett
 
 
 _KNOWN_TOP = {
-    "enabled", "email", "tool", "instanceUrl", "dayBoundary", "flush", "backfillDays",
-    "reportInactiveDays", "modelBreakdowns", "retentionDays", "spend", "sources",
+    "enabled",
+    "email",
+    "tool",
+    "instanceUrl",
+    "dayBoundary",
+    "flush",
+    "backfillDays",
+    "reportInactiveDays",
+    "modelBreakdowns",
+    "retentionDays",
+    "spend",
+    "sources",
 }
 
 
@@ -226,12 +236,17 @@ def instance_url_problem(url: str) -> str | None:
     """Why `url` cannot be pushed to, or None. Plain http is for loopback test servers only."""
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        return f"{SECTION}.instanceUrl: expected an https:// URL like https://acme.getdx.net, got {_show(url)}"
+        return (
+            f"{SECTION}.instanceUrl: expected an https:// URL like https://acme.getdx.net, "
+            f"got {_show(url)}"
+        )
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         return (
             f"{SECTION}.instanceUrl: plain http:// is refused except for loopback hosts "
             f"(the token must not travel unencrypted): {_show(url)}"
         )
     if parts.query or parts.fragment or parts.username or parts.password:
-        return f"{SECTION}.instanceUrl: must not carry a query, fragment or credentials: {_show(url)}"
+        return (
+            f"{SECTION}.instanceUrl: must not carry a query, fragment or credentials: {_show(url)}"
+        )
     return None

@@ -37,8 +37,11 @@ def build_status(inputs: StatusInputs, index: LedgerIndex, journal: Journal) -> 
     if settings.enabled:
         problems += blocking_problems(settings, inputs.token)
     entries = day_entries(index, journal, settings, inputs.token, days, today, split_late=True)
-    today_tools = {e["tool"]: e["totals"] for e in entries if e["date"] == today.isoformat()
-                   and e["totals"]["events"]}
+    today_tools = {
+        e["tool"]: e["totals"]
+        for e in entries
+        if e["date"] == today.isoformat() and e["totals"]["events"]
+    }
     return {
         "version": __version__,
         "dataDir": str(inputs.data_dir),
@@ -54,8 +57,14 @@ def build_status(inputs: StatusInputs, index: LedgerIndex, journal: Journal) -> 
 
 
 def day_entries(
-    index: LedgerIndex, journal: Journal, settings: Settings, token: str | None,
-    days: list[date], today: date, *, split_late: bool,
+    index: LedgerIndex,
+    journal: Journal,
+    settings: Settings,
+    token: str | None,
+    days: list[date],
+    today: date,
+    *,
+    split_late: bool,
 ) -> list[dict[str, Any]]:
     """One entry per (date, tool) of `days`, in their order, with its push state.
 
@@ -72,11 +81,15 @@ def day_entries(
 
 
 def _day_entry(
-    day: date, tool: str, today: date, entries: list[LedgerEntry], pushed: JournalEntry | None,
+    day: date,
+    tool: str,
+    today: date,
+    entries: list[LedgerEntry],
+    pushed: JournalEntry | None,
     split_late: bool,
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {"date": day.isoformat(), "tool": tool, "state": "pending"}
-    counted, late = entries, []
+    counted, late = entries, list[LedgerEntry]()
     if day == today:
         entry["state"] = "open"
     elif pushed is not None and pushed.state != "sending":

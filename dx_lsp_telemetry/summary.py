@@ -41,7 +41,12 @@ class Totals:
 
     @property
     def token_total(self) -> int:
-        return self.input_tokens + self.output_tokens + self.cache_write_tokens + self.cache_read_tokens
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_write_tokens
+            + self.cache_read_tokens
+        )
 
     def is_zero(self) -> bool:
         return self.events == 0

@@ -13,7 +13,7 @@ from watchdog.observers import Observer
 log = logging.getLogger(__name__)
 
 
-class _Hint(FileSystemEventHandler):  # type: ignore[misc]
+class _Hint(FileSystemEventHandler):
     def __init__(self, on_change: Callable[[str], None], ignore: tuple[str, ...]) -> None:
         self._on_change = on_change
         self._ignore = ignore
