@@ -27,5 +27,8 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
+# The VS Code extension's targets (vsix, its unit tests, the real-VS-Code end-to-end test).
+-include vscode-extension/extension.mk
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
