@@ -121,10 +121,20 @@ class Telemetry:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await self._run_io(self._prepare_storage)
+        if self.settings.enabled and self._storage_problem is None:
+            self._spawn(self._settle_interrupted())
         self._spawn(self._leader_loop())
         self._spawn(self._day_loop())
         self._spawn(self._notify_loop())
         self._apply_enabled()
+        self._mark_dirty()
+
+    async def _settle_interrupted(self) -> None:
+        """A push cut short by a crash shows as `unconfirmed` from this window's start."""
+        try:
+            await self._run_push(self._pusher.settle_interrupted)
+        except OSError as exc:
+            log.warning("cannot check the journal for interrupted pushes: %s", exc)
         self._mark_dirty()
 
     def _prepare_storage(self) -> None:
@@ -189,7 +199,9 @@ class Telemetry:
         if self._storage_problem:
             raise LedgerError(self._storage_problem)
         result = await self._run_io(
-            lambda: record_event(self._writer, self._index, event, settings.day_boundary)
+            lambda: record_event(
+                self._writer, self._index, event, settings.day_boundary, window=rules.window_files
+            )
         )
         self._schedule_fsync()
         self._mark_dirty()

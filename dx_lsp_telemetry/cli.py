@@ -23,7 +23,13 @@ from dx_lsp_telemetry.ledger import LedgerError, LedgerWriter
 from dx_lsp_telemetry.ledger_index import LedgerIndex
 from dx_lsp_telemetry.logs import setup_logging
 from dx_lsp_telemetry.paths import DataPaths, resolve_home
-from dx_lsp_telemetry.pusher import ConfigurationError, CycleReport, Pusher, PushError
+from dx_lsp_telemetry.pusher import (
+    ConfigurationError,
+    CycleReport,
+    NotAllowed,
+    Pusher,
+    PushError,
+)
 from dx_lsp_telemetry.recorder import record_event
 from dx_lsp_telemetry.render import report_text, status_text
 from dx_lsp_telemetry.settings import ParsedSettings, parse_settings
@@ -59,12 +65,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths = resolve_home()
     try:
         return int(_VERBS[verb](args, paths, _cli_settings(paths), token))
-    except (UsageError, EventError, ConfigurationError) as exc:
+    except (UsageError, EventError, ConfigurationError, NotAllowed) as exc:
         print(f"dx-lsp-telemetry {verb}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (PushError, LedgerError) as exc:
         print(f"dx-lsp-telemetry {verb}: {exc}", file=sys.stderr)
         return EXIT_PUSH_FAILED
+    except OSError as exc:  # e.g. DX_TELEMETRY_HOME under a file, or not writable
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(
+            f"dx-lsp-telemetry {verb}: the data folder is not usable{where}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
 
 
 def _strip_editor_flags(argv: list[str]) -> tuple[list[str], int | None]:
@@ -207,13 +220,15 @@ def _record(
             raw["metrics"] = dict(_metric(m) for m in args.metric)
     if not settings.enabled:
         raise UsageError("dxTelemetry.enabled is off: nothing is recorded")
-    now = utc_now()
-    event = validate_event(
-        raw, EventRules(settings.tool, now, settings.day_boundary, settings.backfill_days)
-    )
+    rules = EventRules(settings.tool, utc_now(), settings.day_boundary, settings.backfill_days)
+    event = validate_event(raw, rules)
     paths.ensure()
     result = record_event(
-        LedgerWriter(paths.ledger_dir), LedgerIndex(paths.ledger_dir), event, settings.day_boundary
+        LedgerWriter(paths.ledger_dir),
+        LedgerIndex(paths.ledger_dir),
+        event,
+        settings.day_boundary,
+        window=rules.window_files,
     )
     print(json.dumps(result))
     return EXIT_OK

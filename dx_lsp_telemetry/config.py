@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -10,6 +11,8 @@ from dx_lsp_telemetry.settings import SECTION, Settings, instance_url_problem
 
 Destination = Literal["dx", "outbox", "off"]
 TOKEN_ENV = "DX_DATA_CLOUD_TOKEN"
+#: what an HTTP header can carry of a bearer token: visible ASCII, no spaces
+_TOKEN_TEXT = re.compile(r"[\x21-\x7e]+")
 
 
 def destination_of(settings: Settings) -> Destination:
@@ -40,6 +43,11 @@ def blocking_problems(settings: Settings, token: str | None) -> list[str]:
             problems.append(
                 f"{TOKEN_ENV} is not set: run 'DX Telemetry: Set API Token' "
                 "(or set it in the environment)"
+            )
+        elif not _TOKEN_TEXT.fullmatch(token):
+            problems.append(  # never quote the token itself
+                f"{TOKEN_ENV} holds a space, line break or non-ASCII character, so it cannot "
+                "be sent: set the token again"
             )
     return problems
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import email.utils
 import enum
 import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 
 from dx_lsp_telemetry import __version__
+from dx_lsp_telemetry.settings import instance_url_problem
 
 PUSH_PATH = "/api/aiToolMetrics.push"
 MAX_RETRY_AFTER = 3600.0
@@ -42,6 +44,9 @@ class PushResult:
 
 class DxClient:
     def __init__(self, instance_url: str, token: str, timeout: httpx.Timeout = TIMEOUT) -> None:
+        problem = instance_url_problem(instance_url)
+        if problem:  # the token never travels in clear text, whatever the caller checked
+            raise ValueError(problem)
         self._url = instance_url.rstrip("/") + PUSH_PATH
         self._http = httpx.Client(
             timeout=timeout,
@@ -70,6 +75,13 @@ class DxClient:
             response = self._http.post(self._url, json=record)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             return PushResult(Outcome.NOT_REACHED, f"could not reach DX: {_describe(exc)}")
+        except httpx.LocalProtocolError:
+            # refused before sending: a header value (the token) cannot travel in HTTP. The
+            # exception text quotes the header, so it is not repeated here.
+            return PushResult(
+                Outcome.NOT_REACHED,
+                "the request could not be sent: the token holds a line break or spaces around it",
+            )
         except httpx.TimeoutException as exc:
             return PushResult(
                 Outcome.AMBIGUOUS,
@@ -150,6 +162,8 @@ def _retry_after(response: httpx.Response) -> float | None:
             seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
         except (TypeError, ValueError):
             return None
+    if math.isnan(seconds):
+        return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 

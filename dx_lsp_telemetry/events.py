@@ -15,10 +15,12 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from dx_lsp_telemetry.days import DayBoundary, day_of, format_ts, parse_ts
+from dx_lsp_telemetry.days import DayBoundary, day_of, format_ts, parse_ts, utc_dates_overlapping
 
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens")
 MAX_TOKENS = 10**12
+#: cents and metric values: far above any real day, far below where float sums lose meaning
+MAX_AMOUNT = 10**12
 MAX_FUTURE = timedelta(minutes=5)
 MAX_METRICS = 32
 _METRIC_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -39,8 +41,8 @@ class EventError(ValueError):
     """A bad event; the message names the field and the value."""
 
     def __init__(self, field_name: str, value: Any, expected: str) -> None:
-        self.field = field_name
-        super().__init__(f"{field_name}: {expected}, got {show_value(value)}")
+        self.field = field_name or '""'
+        super().__init__(f"{self.field}: {expected}, got {show_value(value)}")
 
 
 def show_value(value: Any) -> str:
@@ -122,6 +124,12 @@ class EventRules:
     @property
     def oldest_day(self) -> date:
         return day_of(self.now, self.day_boundary) - timedelta(days=self.backfill_days)
+
+    @property
+    def window_files(self) -> list[date]:
+        """The UTC ledger files of the accepted days: where an earlier version of an event is."""
+        today = day_of(self.now, self.day_boundary)
+        return utc_dates_overlapping(self.oldest_day, today, self.day_boundary)
 
 
 def validate_event(raw: Any, rules: EventRules) -> UsageEvent:
@@ -212,13 +220,14 @@ def _token_count(value: Any, name: str) -> int:
     return value
 
 
-def _non_negative_number(value: Any, name: str) -> Decimal:
+def _non_negative_number(value: Any, name: str, high: float = MAX_AMOUNT) -> Decimal:
+    expected = f"expected a number from 0 to {high:.0e}".replace("e+", "e")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise EventError(name, value, "expected a number >= 0")
+        raise EventError(name, value, expected)
     if isinstance(value, float) and not math.isfinite(value):
-        raise EventError(name, value, "expected a finite number >= 0")
-    if value < 0:
-        raise EventError(name, value, "expected a number >= 0")
+        raise EventError(name, value, expected)
+    if not 0 <= value <= high:
+        raise EventError(name, value, expected)
     return to_decimal(value)
 
 
@@ -228,7 +237,7 @@ def _spend(raw: Mapping[str, Any]) -> Decimal:
     if cents is not None and usd is not None:
         raise EventError("cost_usd", usd, "give spend_cents or cost_usd, not both")
     if usd is not None:
-        dollars = _non_negative_number(usd, "cost_usd")
+        dollars = _non_negative_number(usd, "cost_usd", MAX_AMOUNT / 100)
         return to_decimal(float(dollars * 100)) if dollars else Decimal(0)
     if cents is not None:
         return _non_negative_number(cents, "spend_cents")
@@ -255,9 +264,10 @@ def _metrics(value: Any) -> dict[str, Decimal]:
 def from_ledger(line: Mapping[str, Any]) -> UsageEvent:
     """A `usage` ledger line back into an event; raises ValueError/KeyError/TypeError if bad."""
     ts = parse_ts(line["timestamp"])
-    tokens = {name: int(line.get(name, 0)) for name in TOKEN_FIELDS}
-    if any(v < 0 for v in tokens.values()):
-        raise ValueError("negative token count")
+    tokens = {name: line.get(name, 0) for name in TOKEN_FIELDS}
+    for name, value in tokens.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:
+            raise ValueError(f"{name} is not a token count: {value!r}")
     spend = line.get("spend_cents", 0)
     metrics = line.get("metrics") or {}
     if not isinstance(line["event_id"], str) or not isinstance(line["tool"], str):

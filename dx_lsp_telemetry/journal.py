@@ -106,7 +106,7 @@ class Journal:
         """(Re)read the file if it changed; True if it did."""
         try:
             st = os.stat(self.path)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # a data folder that is a file
             changed = self._seen is not None
             self._latest, self._seen = {}, None
             return changed

@@ -57,7 +57,7 @@ class LedgerIndex:
             offset = self._offsets[file_date]
             try:
                 size = os.stat(path).st_size
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):  # a data folder that is a file
                 continue
             if size == offset:
                 continue

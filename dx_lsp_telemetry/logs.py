@@ -10,8 +10,6 @@ import logging
 import sys
 from collections.abc import Callable
 
-from pygls.exceptions import JsonRpcInvalidParams
-
 PACKAGE_LOGGER = "dx_lsp_telemetry"
 
 
@@ -43,6 +41,11 @@ class _DropBadParams(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
+        if exc is None:
+            return True
+        # imported here: pygls loads lsprotocol (a third of a second), which the CLI never needs
+        from pygls.exceptions import JsonRpcInvalidParams
+
         return not isinstance(exc, JsonRpcInvalidParams)
 
 

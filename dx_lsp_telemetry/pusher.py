@@ -43,6 +43,10 @@ class ConfigurationError(PushError):
     """The settings or the token stop every push."""
 
 
+class NotAllowed(PushError):
+    """A resend or mark-pushed that the day's state does not allow: bad usage, not a failure."""
+
+
 class PushBusy(PushError):
     """Another window or the CLI holds the push lock."""
 
@@ -130,7 +134,7 @@ class Pusher:
             self._check_day(index, settings, day, tool)
             previous = journal.get((target.destination, target.email, day.isoformat(), tool))
             if previous and previous.state in ("pushed", "outbox"):
-                raise PushError(
+                raise NotAllowed(
                     f"{day} {tool} was already pushed ({previous.state} at {previous.at}); "
                     "it is never sent twice"
                 )
@@ -152,7 +156,7 @@ class Pusher:
             previous = journal.get(key)
             if previous is None or previous.state not in ("unconfirmed", "failed"):
                 state = previous.state if previous else "not pushed yet"
-                raise PushError(
+                raise NotAllowed(
                     f"{day} {tool} is {state}: only an unconfirmed or failed day "
                     "can be marked pushed"
                 )
@@ -169,6 +173,16 @@ class Pusher:
                 )
             )
         return {"date": day.isoformat(), "tool": tool, "state": "pushed"}
+
+    def settle_interrupted(self) -> None:
+        """At start-up: a `sending` left by a pusher that died becomes `unconfirmed` now, not
+        at the next push cycle (a day away for a window that is not the leader). Skipped while
+        another process pushes: it settles them itself."""
+        try:
+            with self._locked(wait=0.0):
+                pass
+        except PushBusy:
+            pass
 
     def is_paused(self, target: PushTarget) -> bool:
         return self.paused_for is not None and self.paused_for == target.fingerprint()
@@ -297,11 +311,11 @@ class Pusher:
         now = self._clock()
         days = window_index(index, settings, now)
         if day not in days:
-            raise PushError(f"{day} is outside the backfill window ({days[-1]} to {days[0]})")
+            raise NotAllowed(f"{day} is outside the backfill window ({days[-1]} to {days[0]})")
         if not is_complete(day, now, settings.day_boundary):
-            raise PushError(f"{day} is not complete yet; it is pushed once it is over")
+            raise NotAllowed(f"{day} is not complete yet; it is pushed once it is over")
         if tool not in day_tools(index, settings, day):
-            raise PushError(f"{day} has no record for tool {tool!r}")
+            raise NotAllowed(f"{day} has no record for tool {tool!r}")
 
     def _push(
         self, journal: Journal, target: PushTarget, due: DueRecord, report: CycleReport
@@ -397,7 +411,8 @@ class Pusher:
 
     def backoff(self, attempts: int) -> float:
         """Capped exponential backoff with jitter: 60 s, 120 s, ... up to 1 h, each x [0.5, 1]."""
-        delay = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** (attempts - 1))
+        # the exponent is bounded: 60 s x 2^1024 would not fit a float
+        delay = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** min(attempts - 1, 32))
         return float(delay * (0.5 + 0.5 * self._jitter()))
 
     def _now_text(self) -> str:

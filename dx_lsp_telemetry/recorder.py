@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timezone
+from collections.abc import Iterable
+from datetime import date, timezone
 from typing import Any
 
 from dx_lsp_telemetry.days import DayBoundary, day_of
@@ -12,10 +13,19 @@ from dx_lsp_telemetry.ledger_index import LedgerIndex
 
 
 def record_event(
-    writer: LedgerWriter, index: LedgerIndex, event: UsageEvent, boundary: DayBoundary
+    writer: LedgerWriter,
+    index: LedgerIndex,
+    event: UsageEvent,
+    boundary: DayBoundary,
+    *,
+    window: Iterable[date] = (),
 ) -> dict[str, Any]:
-    """Append `event`; the answer of `dxTelemetry/recordUsage`. On disk when this returns."""
-    index.track(index.tracked | {event.timestamp.astimezone(timezone.utc).date()})
+    """Append `event`; the answer of `dxTelemetry/recordUsage`. On disk when this returns.
+
+    `window`: the other UTC ledger files an earlier version of the event may be in (those of
+    the backfill window, `EventRules.window_files`), so `duplicate` sees it there too.
+    """
+    index.track(index.tracked | set(window) | {event.timestamp.astimezone(timezone.utc).date()})
     with writer.locked():
         index.refresh()  # other windows' appends, so `duplicate` is exact
         duplicate = index.get(event.event_id) is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 BAR_WIDTH = 30
@@ -17,7 +18,8 @@ def tokens_of(totals: dict[str, Any]) -> int:
 
 
 def money(cents: float) -> str:
-    return f"${cents / 100:,.2f}"
+    dollars = (Decimal(repr(cents)) / 100).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    return f"${dollars:,.2f}"
 
 
 def status_text(status: dict[str, Any]) -> str:

@@ -70,7 +70,16 @@ class DxLanguageServer(LanguageServer):
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def report_server_error(self, error: Exception, source: Any) -> None:
-        """Never a pop-up: errors go to the log only."""
+        """Never a pop-up: errors go to the log only.
+
+        A refused event (-32602) is the caller's business, answered to the caller alone: its
+        message quotes the value sent, which may be a prompt or a path, so it is not logged.
+        """
+        if isinstance(error, JsonRpcInvalidParams):
+            return
+        if isinstance(error, JsonRpcException) and not isinstance(error, JsonRpcInternalError):
+            log.info("refused: %s", error)  # e.g. re-sending a pushed day: answered to the caller
+            return
         log.error("server error (%s): %s", getattr(source, "__name__", source), error)
 
     def _send_status(self, status: dict[str, Any]) -> None:
@@ -86,7 +95,7 @@ class DxLanguageServer(LanguageServer):
             self.window_log_message(types.LogMessageParams(type=message_type, message=text))
 
         def schedule(fn: Any) -> None:
-            if not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed while a thread logged
                 loop.call_soon_threadsafe(fn)
 
         logging.getLogger("dx_lsp_telemetry").addHandler(

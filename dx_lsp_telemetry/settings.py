@@ -101,15 +101,21 @@ class _Reader:
     def __init__(self, raw: Mapping[str, Any]) -> None:
         self.raw = raw
         self.problems: list[str] = []
+        self._bad_groups: set[str] = set()
 
     def get(self, dotted: str) -> Any:
         if dotted in self.raw:  # a client that flattens dotted keys
             return self.raw[dotted]
         node: Any = self.raw
-        for part in dotted.split("."):
-            if not isinstance(node, Mapping) or part not in node:
+        parts = dotted.split(".")
+        for depth, part in enumerate(parts):
+            if not isinstance(node, Mapping):
+                group = ".".join(parts[:depth])
+                if node is not None and group not in self._bad_groups:
+                    self._bad_groups.add(group)  # e.g. "flush": 5, named once
+                    self.bad(group, "an object", node)
                 return None
-            node = node[part]
+            node = node.get(part)
         return node
 
     def bad(self, dotted: str, expected: str, value: Any) -> None:
@@ -152,7 +158,7 @@ def parse_settings(raw: Any, env: Mapping[str, str] | None = None) -> ParsedSett
     """Parse the `dxTelemetry` section (or `{"dxTelemetry": {...}}`) into `Settings`."""
     env = os.environ if env is None else env
     problems: list[str] = []
-    if isinstance(raw, Mapping) and isinstance(raw.get(SECTION), Mapping):
+    if isinstance(raw, Mapping) and SECTION in raw:
         raw = raw[SECTION]
     if raw is None:
         raw = {}

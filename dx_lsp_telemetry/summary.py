@@ -13,8 +13,9 @@ from typing import Any
 from dx_lsp_telemetry.events import TOKEN_FIELDS, UsageEvent, decimal_to_json
 from dx_lsp_telemetry.ledger import LedgerEntry
 
-#: Enough digits that no sum of accepted values is ever rounded.
-_EXACT = 200
+#: Enough digits that no sum of accepted values is ever rounded: a float's shortest repr has
+#: no digit above 10^308 or below 10^-324, so even 10^60 of them sum exactly in 700 digits.
+_EXACT = 700
 
 
 @dataclass
@@ -56,13 +57,20 @@ class Totals:
         return {
             "events": self.events,
             **{name: getattr(self, name) for name in TOKEN_FIELDS},
-            "spend_cents": float(self.spend_cents.quantize(Decimal("0.01"), ROUND_HALF_UP)),
+            "spend_cents": float(_quantize(self.spend_cents, Decimal("0.01"))),
         }
+
+
+def _quantize(value: Decimal, unit: Decimal) -> Decimal:
+    """Half up to `unit`, never refused for want of digits (the default context has 28)."""
+    with localcontext() as ctx:
+        ctx.prec = _EXACT
+        return value.quantize(unit, ROUND_HALF_UP)
 
 
 def round_cents(value: Decimal) -> int:
     """Fractional cents to DX's integer, half up (0.5 -> 1), after summing."""
-    return int(value.quantize(Decimal(1), ROUND_HALF_UP))
+    return int(_quantize(value, Decimal(1)))
 
 
 def totals_by_tool(entries: Iterable[LedgerEntry]) -> dict[str, Totals]:
