@@ -13,11 +13,12 @@ import math
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from dx_lsp_telemetry import __version__
-from dx_lsp_telemetry.settings import instance_url_problem
+from dx_lsp_telemetry.settings import instance_url_problem, is_loopback_host
 
 PUSH_PATH = "/api/aiToolMetrics.push"
 MAX_RETRY_AFTER = 3600.0
@@ -48,8 +49,11 @@ class DxClient:
         if problem:  # the token never travels in clear text, whatever the caller checked
             raise ValueError(problem)
         self._url = instance_url.rstrip("/") + PUSH_PATH
+        host = urlsplit(instance_url).hostname or ""
         self._http = httpx.Client(
             timeout=timeout,
+            # HTTPS_PROXY and friends apply, except to loopback: a proxy would see the token
+            trust_env=not is_loopback_host(host),
             follow_redirects=False,
             # a fresh connection per push: a stale keep-alive socket would turn a clean
             # retry into an ambiguous "disconnected" outcome

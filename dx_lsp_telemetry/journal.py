@@ -41,6 +41,8 @@ class JournalEntry:
     cover: dict[str, int] = field(default_factory=dict)
     dx_id: str | None = None
     marked: bool = False
+    #: sending/pushed: the day's TOTALS as sent, so status shows what DX holds
+    totals: dict[str, Any] | None = None
     record: dict[str, Any] | None = None
 
     @property
@@ -60,7 +62,7 @@ class JournalEntry:
             "state": self.state,
             "at": self.at,
         }
-        for name in ("error", "kind", "retry_at", "record_hash", "dx_id", "record"):
+        for name in ("error", "kind", "retry_at", "record_hash", "dx_id", "totals", "record"):
             value = getattr(self, name)
             if value is not None:
                 line[name] = value
@@ -90,6 +92,7 @@ class JournalEntry:
             dx_id=line.get("dx_id"),
             marked=bool(line.get("marked", False)),
             record=line.get("record"),
+            totals=line.get("totals"),
         )
 
 

@@ -26,7 +26,7 @@ from dx_lsp_telemetry.ledger_index import LedgerIndex
 from dx_lsp_telemetry.outbox import write_record
 from dx_lsp_telemetry.paths import DataPaths
 from dx_lsp_telemetry.settings import Settings
-from dx_lsp_telemetry.summary import build_record, record_hash
+from dx_lsp_telemetry.summary import Totals, build_record, record_hash, totals_by_tool
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,8 @@ class DueRecord:
     record: dict[str, Any]
     cover: dict[str, int]
     previous: JournalEntry | None
+    #: the day's TOTALS as sent (fractional spend), so status shows what DX holds
+    totals: dict[str, Any]
 
     @property
     def hash(self) -> str:
@@ -260,6 +262,8 @@ class Pusher:
     ) -> Iterator[DueRecord]:
         now = self._clock()
         days = window_index(index, settings, now)
+        if not manual and self._waiting_to_retry(journal, target, now):
+            return  # DX asked to wait (Retry-After) or was unreachable: no day goes before then
         for day in reversed(days):  # oldest first
             if not is_complete(day, now, settings.day_boundary):
                 continue
@@ -276,6 +280,14 @@ class Pusher:
                 ):
                     continue  # DX refused exactly this record; only a changed one is tried
                 yield due
+
+    @staticmethod
+    def _waiting_to_retry(journal: Journal, target: PushTarget, now: datetime) -> bool:
+        return any(
+            e.state == "pending" and (e.retry_time or now) > now
+            for e in journal.entries()
+            if e.destination == target.destination and e.email == target.email
+        )
 
     def _eligible(self, previous: JournalEntry | None, *, manual: bool, now: datetime) -> bool:
         if previous is None:
@@ -305,7 +317,8 @@ class Pusher:
             events=(e.event for e in entries),
             model_breakdowns=settings.model_breakdowns,
         )
-        return DueRecord(day, tool, record, cover_of(index, settings, day), previous)
+        totals = totals_by_tool(entries).get(tool, Totals()).to_status()
+        return DueRecord(day, tool, record, cover_of(index, settings, day), previous, totals)
 
     def _check_day(self, index: LedgerIndex, settings: Settings, day: date, tool: str) -> None:
         now = self._clock()
@@ -333,6 +346,7 @@ class Pusher:
             record_hash=due.hash,
             cover=due.cover,
             attempts=attempts,
+            totals=due.totals,
         )
         for file_date in due.cover:
             fsync_path(ledger_path(self.paths.ledger_dir, date.fromisoformat(file_date)))
@@ -382,6 +396,7 @@ class Pusher:
                     retry_at=retry_at,
                     attempts=attempts,
                     cover={},
+                    totals=None,
                 )
             )
             report.failed.append({**item, "error": error})
@@ -401,6 +416,7 @@ class Pusher:
                 error=error,
                 kind=kind,  # type: ignore[arg-type]
                 cover={},
+                totals=None,
             )
         )
         report.failed.append({**item, "error": error})

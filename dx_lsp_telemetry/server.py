@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
 
@@ -36,6 +37,7 @@ STATUS_CHANGED = "dxTelemetry/statusChanged"
 FLUSH_NOW = "dxTelemetry.flushNow"
 RESEND_DAY = "dxTelemetry.resendDay"
 MARK_PUSHED = "dxTelemetry.markPushed"
+READY_WAIT_SECONDS = 5.0
 #: LSP's RequestFailed: the request was fine, the operation was not possible.
 REQUEST_FAILED = -32803
 
@@ -67,6 +69,9 @@ class DxLanguageServer(LanguageServer):
         self.telemetry = Telemetry(resolve_home(env), env, on_status=self._send_status)
         self.parent_pid: int | None = None
         self.parent_watch: asyncio.Future[None] | None = None
+        self.pull_settings_at_start = False
+        #: set once `initialized` has applied the settings: requests racing it wait for them
+        self.ready = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def report_server_error(self, error: Exception, source: Any) -> None:
@@ -109,12 +114,18 @@ def create_server() -> DxLanguageServer:
     @server.feature(types.INITIALIZE)
     def initialize(ls: DxLanguageServer, params: types.InitializeParams) -> None:
         ls.parent_pid = params.process_id or ls.parent_pid
+        ls.pull_settings_at_start = params.initialization_options is None and bool(
+            params.capabilities.workspace and params.capabilities.workspace.configuration
+        )
         ls.telemetry.configure(params.initialization_options)
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: DxLanguageServer, params: types.InitializedParams) -> None:
         ls.forward_logs()
+        if ls.pull_settings_at_start:  # a client that sends no initializationOptions
+            ls.telemetry.configure(await _pull_settings(ls))
         await ls.telemetry.start()
+        ls.ready.set()
         if ls.parent_pid:
             ls.parent_watch = asyncio.ensure_future(_exit_with_parent(ls, ls.parent_pid))
         log.info("dx-lsp-telemetry %s ready; data in %s", __version__, ls.telemetry.paths.home)
@@ -130,6 +141,7 @@ def create_server() -> DxLanguageServer:
 
     @server.feature(RECORD_USAGE)
     async def record_usage(ls: DxLanguageServer, params: Any) -> dict[str, Any]:
+        await _until_ready(ls)
         try:
             return await ls.telemetry.record(params)
         except EventError as exc:
@@ -139,21 +151,22 @@ def create_server() -> DxLanguageServer:
 
     @server.feature(STATUS)
     async def status(ls: DxLanguageServer, params: Any) -> dict[str, Any]:
+        await _until_ready(ls)
         return await ls.telemetry.status()
 
     @server.command(FLUSH_NOW)
     async def flush_now(ls: DxLanguageServer, *args: Any) -> dict[str, Any]:
-        return await _command(ls.telemetry.flush_now())
+        return await _command(ls, ls.telemetry.flush_now)
 
     @server.command(RESEND_DAY)
     async def resend_day(ls: DxLanguageServer, *args: Any) -> dict[str, Any]:
         day, tool = _day_and_tool(args)
-        return await _command(ls.telemetry.resend(day, tool))
+        return await _command(ls, lambda: ls.telemetry.resend(day, tool))
 
     @server.command(MARK_PUSHED)
     async def mark_pushed(ls: DxLanguageServer, *args: Any) -> dict[str, Any]:
         day, tool = _day_and_tool(args)
-        return await _command(ls.telemetry.mark_pushed(day, tool))
+        return await _command(ls, lambda: ls.telemetry.mark_pushed(day, tool))
 
     @server.feature(types.SHUTDOWN)
     async def shutdown(ls: DxLanguageServer, params: None) -> None:
@@ -162,9 +175,18 @@ def create_server() -> DxLanguageServer:
     return server
 
 
-async def _command(work: Any) -> dict[str, Any]:
+async def _until_ready(ls: DxLanguageServer) -> None:
+    """A request sent right after `initialize` waits (briefly) for the settings to apply."""
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(ls.ready.wait(), READY_WAIT_SECONDS)
+
+
+async def _command(
+    ls: DxLanguageServer, work: Callable[[], Awaitable[dict[str, Any]]]
+) -> dict[str, Any]:
+    await _until_ready(ls)
     try:
-        result: dict[str, Any] = await work
+        result = await work()
         return result
     except PushError as exc:
         raise JsonRpcException(str(exc), code=REQUEST_FAILED) from None

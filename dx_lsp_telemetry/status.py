@@ -90,6 +90,7 @@ def _day_entry(
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {"date": day.isoformat(), "tool": tool, "state": "pending"}
     counted, late = entries, list[LedgerEntry]()
+    sent: dict[str, Any] | None = None
     if day == today:
         entry["state"] = "open"
     elif pushed is not None and pushed.state != "sending":
@@ -102,7 +103,8 @@ def _day_entry(
             entry["retryAt"] = pushed.retry_at
         if split_late and pushed.state in ("pushed", "outbox", "unconfirmed") and pushed.cover:
             counted, late = split_by_cover(entries, pushed.cover)
-    entry["totals"] = _totals(counted, tool)
+            sent = pushed.totals  # what DX holds, even if a bigger version came later
+    entry["totals"] = sent if sent is not None else _totals(counted, tool)
     if late:
         entry["late"] = _totals(late, tool)
     return entry

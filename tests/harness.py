@@ -125,9 +125,15 @@ async def start_sidecar(
 
 
 async def stop_sidecar(client: Sidecar) -> None:
-    if client._server is not None and client._server.returncode is None:
-        await asyncio.wait_for(client.shutdown_session(), 10)
-    await client.stop()
+    server = client._server
+    try:
+        if server is not None and server.returncode is None:
+            await asyncio.wait_for(client.shutdown_session(), 10)
+    finally:
+        if server is not None and server.returncode is None:
+            server.kill()  # never leave an orphan, whatever went wrong
+            await server.wait()
+        await client.stop()
 
 
 @asynccontextmanager
