@@ -16,7 +16,7 @@ import random
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from filelock import FileLock, Timeout
 
@@ -32,7 +32,9 @@ from dx_lsp_telemetry.recorder import not_recorded, record_event
 from dx_lsp_telemetry.retention import prune
 from dx_lsp_telemetry.settings import ParsedSettings, Settings, parse_settings
 from dx_lsp_telemetry.status import StatusInputs, build_status
-from dx_lsp_telemetry.watch import DirectoryWatch
+
+if TYPE_CHECKING:
+    from dx_lsp_telemetry.watch import DirectoryWatch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -74,7 +76,7 @@ class Telemetry:
         self._status_dirty = asyncio.Event()
         self._last_status: dict[str, Any] | None = None
         self._fsync_pending = False
-        self._watch: DirectoryWatch | None = None
+        self._watch: DirectoryWatch | None = None  # watchdog loads after `initialize`
         self._loop: asyncio.AbstractEventLoop | None = None
         self._logged_config_error: str | None = None
 
@@ -153,6 +155,8 @@ class Telemetry:
 
     def _apply_enabled(self) -> None:
         if self.settings.enabled and self._watch is None and self._loop is not None:
+            from dx_lsp_telemetry.watch import DirectoryWatch  # after `initialize` is answered
+
             loop = self._loop
             self._watch = DirectoryWatch(
                 [self.paths.home, self.paths.ledger_dir],

@@ -7,40 +7,21 @@ request are retried by themselves (ARCHITECTURE.md's table).
 from __future__ import annotations
 
 import email.utils
-import enum
 import json
 import math
 import time
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from dx_lsp_telemetry import __version__
+from dx_lsp_telemetry.outcomes import Outcome, PushResult
 from dx_lsp_telemetry.settings import instance_url_problem, is_loopback_host
 
 PUSH_PATH = "/api/aiToolMetrics.push"
 MAX_RETRY_AFTER = 3600.0
 TIMEOUT = httpx.Timeout(connect=10.0, read=30.0, write=30.0, pool=10.0)
-
-
-class Outcome(enum.Enum):
-    SUCCESS = "success"
-    NOT_REACHED = "not_reached"  # DNS, refused, connect timeout, TLS: safe to retry
-    THROTTLED = "throttled"  # 429/503/408: retry after Retry-After
-    REJECTED = "rejected"  # 400/422/other 4xx/ok:false: retry only a changed record
-    CREDENTIALS = "credentials"  # 401/403: pause until the token or settings change
-    NOT_FOUND = "not_found"  # 404/redirect: pause until settings change
-    AMBIGUOUS = "ambiguous"  # may have been stored: never re-sent by itself
-
-
-@dataclass(frozen=True)
-class PushResult:
-    outcome: Outcome
-    error: str | None = None
-    dx_id: str | None = None
-    retry_after: float | None = None
 
 
 class DxClient:
@@ -174,3 +155,6 @@ def _retry_after(response: httpx.Response) -> float | None:
 def _describe(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:300]
+
+
+__all__ = ["PUSH_PATH", "DxClient", "Outcome", "PushResult", "classify"]

@@ -7,8 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
-
 APP_NAME = "dx-lsp-telemetry"
 
 
@@ -55,4 +53,6 @@ def resolve_home(env: Mapping[str, str] | None = None) -> DataPaths:
     override = env.get("DX_TELEMETRY_HOME", "").strip()
     if override:
         return DataPaths(Path(override).expanduser())
+    import platformdirs  # only when no override is set (tests and managed machines set one)
+
     return DataPaths(Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)))

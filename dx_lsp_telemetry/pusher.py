@@ -12,21 +12,24 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock, Timeout
 
 from dx_lsp_telemetry.config import PushTarget, blocking_problems, push_target
 from dx_lsp_telemetry.daybook import cover_of, day_tools, window_index
 from dx_lsp_telemetry.days import format_ts, is_complete, utc_now
-from dx_lsp_telemetry.dx import DxClient, Outcome, PushResult
 from dx_lsp_telemetry.journal import Journal, JournalEntry
 from dx_lsp_telemetry.ledger import fsync_path, ledger_path
 from dx_lsp_telemetry.ledger_index import LedgerIndex
 from dx_lsp_telemetry.outbox import write_record
+from dx_lsp_telemetry.outcomes import Outcome, PushResult
 from dx_lsp_telemetry.paths import DataPaths
 from dx_lsp_telemetry.settings import Settings
 from dx_lsp_telemetry.summary import Totals, build_record, record_hash, totals_by_tool
+
+if TYPE_CHECKING:
+    from dx_lsp_telemetry.dx import DxClient
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +85,13 @@ class DueRecord:
         return record_hash(self.record)
 
 
-ClientFactory = Callable[[str, str], DxClient]
+ClientFactory = Callable[[str, str], "DxClient"]
+
+
+def _dx_client(instance_url: str, token: str) -> DxClient:
+    from dx_lsp_telemetry.dx import DxClient  # httpx only in a process that pushes to DX
+
+    return DxClient(instance_url, token)
 
 
 class Pusher:
@@ -92,7 +101,7 @@ class Pusher:
         *,
         clock: Callable[[], datetime] = utc_now,
         jitter: Callable[[], float] = random.random,
-        client_factory: ClientFactory = DxClient,
+        client_factory: ClientFactory = _dx_client,
     ) -> None:
         self.paths = paths
         self._clock = clock
