@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from filelock import FileLock, Timeout
 
 from dx_lsp_telemetry.config import TOKEN_ENV, push_target
-from dx_lsp_telemetry.days import complete_at, day_end, day_of, utc_now
+from dx_lsp_telemetry.days import complete_at, day_end, day_of, is_complete, utc_now
 from dx_lsp_telemetry.events import EventRules, validate_event
 from dx_lsp_telemetry.journal import Journal
 from dx_lsp_telemetry.ledger import LedgerError, LedgerWriter
@@ -102,8 +102,7 @@ class Telemetry:
             (before.flush_enabled, before.flush_delay_seconds, before.enabled)
             != (after.flush_enabled, after.flush_delay_seconds, after.enabled)
         ):
-            self._cycle_soon = True
-            self._replan.set()
+            self._request_cycle()
         if before.enabled != after.enabled:
             self._apply_enabled()
         self._mark_dirty()
@@ -296,7 +295,8 @@ class Telemetry:
                 self._replan.clear()
                 if self._cycle_soon:
                     self._cycle_soon = False
-                    cycle_at = now + self._random_delay()
+                    candidate = now + self._random_delay()
+                    cycle_at = candidate if cycle_at is None else min(cycle_at, candidate)
                 completion = self._next_completion()
                 continue
             if completion <= now:
@@ -384,7 +384,23 @@ class Telemetry:
             if status != self._last_status:
                 self._last_status = status
                 self._on_status(status)
+                if self.leader and self._has_unpushed_complete_day(status):
+                    self._request_cycle()  # e.g. yesterday's event recorded after start-up
                 await asyncio.sleep(STATUS_MIN_INTERVAL)
+
+    def _has_unpushed_complete_day(self, status: dict[str, Any]) -> bool:
+        now, boundary = self._clock(), self.settings.day_boundary
+        return any(
+            d["state"] == "pending"
+            and "retryAt" not in d
+            and is_complete(date.fromisoformat(d["date"]), now, boundary)
+            for d in status["days"]
+        )
+
+    def _request_cycle(self) -> None:
+        """Ask the schedule (if this sidecar runs it) for a cycle after a random delay."""
+        self._cycle_soon = True
+        self._replan.set()
 
     def _threadsafe_dirty(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.call_soon_threadsafe(self._mark_dirty)

@@ -54,3 +54,16 @@ async def test_a_complete_day_is_pushed_once_with_exact_totals(home: Path, dx: F
             lambda: client.statuses and state_of(client.statuses[-1], date_ago(2)) == "pushed"
         )
     assert len(dx.requests) == 1
+
+
+async def test_an_event_for_a_complete_day_recorded_after_start_up_is_pushed_by_itself(
+    home: Path, dx: FakeDx
+) -> None:
+    settings = {**BASE_SETTINGS, "instanceUrl": dx.url}
+    async with sidecar(home, settings) as client:
+        await until(lambda: client.statuses and client.statuses[-1]["leader"], what="leadership")
+        await client.record(event_id="late-backfill", timestamp=days_ago(3), input_tokens=9)
+        await until(lambda: dx.stored, what="the background push")
+        status = await client.status()
+        assert state_of(status, date_ago(3)) == "pushed"
+    assert [(r["date"], r["input_tokens"]) for r in dx.stored] == [(date_ago(3), 9)]
