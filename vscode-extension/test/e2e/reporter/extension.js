@@ -1,0 +1,53 @@
+// Reports usage the way another extension would: the command at start-up (the DX extension may
+// still be starting its sidecar: the call is queued), then, from the palette, the exported API
+// and a bad event that must come back as the sidecar's error. Results go to dxE2e.outFile.
+const vscode = require('vscode');
+const fs = require('fs');
+
+function out(record) {
+  const file = vscode.workspace.getConfiguration('dxE2e').get('outFile');
+  if (file) {
+    fs.appendFileSync(file, JSON.stringify(record) + '\n');
+  }
+}
+
+async function call(label, fn) {
+  try {
+    out({ label, ok: true, result: await fn() });
+  } catch (e) {
+    out({ label, ok: false, error: String((e && e.message) || e), code: e && e.code });
+  }
+}
+
+exports.activate = (context) => {
+  void call('startup-command', () =>
+    vscode.commands.executeCommand('dxTelemetry.recordUsage', {
+      event_id: 'e2e-startup',
+      tool: 'e2e-reporter',
+      input_tokens: 100,
+      output_tokens: 11,
+    }),
+  );
+  context.subscriptions.push(
+    vscode.commands.registerCommand('dxE2e.report', async () => {
+      await call('palette-api', async () => {
+        const ext = vscode.extensions.getExtension('dx-telemetry.dx-lsp-telemetry');
+        const api = ext.isActive ? ext.exports : await ext.activate();
+        return api.recordUsage({
+          event_id: 'e2e-palette',
+          tool: 'e2e-reporter',
+          model: 'e2e-model',
+          input_tokens: 1000,
+          cache_read_tokens: 234,
+          cost_usd: 0.01,
+        });
+      });
+      await call('palette-bad', () =>
+        vscode.commands.executeCommand('dxTelemetry.recordUsage', { tool: 'e2e-reporter', input_tokens: -5 }),
+      );
+      out({ label: 'done' });
+    }),
+  );
+};
+
+exports.deactivate = () => undefined;
