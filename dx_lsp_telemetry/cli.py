@@ -144,6 +144,18 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--mark-pushed", metavar="DATE", help="record an unconfirmed day as pushed")
     f.add_argument("--tool", help="the tool of the day for --resend / --mark-pushed")
 
+    src = sub.add_parser("sources", help="each AI tool log source: where it looks, what it found")
+    src.add_argument("--json", action="store_true")
+
+    sc = sub.add_parser("scan", help="ingest local AI tool logs once, without the editor")
+    sc.add_argument(
+        "--source",
+        metavar="NAME",
+        help="one source (claude-code, codex, ...), scanned even if not enabled",
+    )
+    sc.add_argument("--path", metavar="DIR", help="read from this folder instead of the defaults")
+    sc.add_argument("--since", metavar="DATE", help="only records from this day on (YYYY-MM-DD)")
+
     sub.add_parser("demo", help="a walk-through on a temporary home: sidecar, events, outbox")
     return p
 
@@ -306,4 +318,56 @@ def _parse_date(text: str) -> date:
         raise UsageError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
-_VERBS = {"status": _status, "report": _report, "record": _record, "flush": _flush}
+def _sources(
+    args: argparse.Namespace, paths: DataPaths, parsed: ParsedSettings, token: str | None
+) -> int:
+    from dx_lsp_telemetry.sources.runner import describe, sources_text
+
+    rows = describe(paths, parsed.settings, os.environ)
+    print(json.dumps({"sources": rows}, indent=2) if args.json else sources_text(rows))
+    return EXIT_OK
+
+
+def _scan(
+    args: argparse.Namespace, paths: DataPaths, parsed: ParsedSettings, token: str | None
+) -> int:
+    from dx_lsp_telemetry.sources.registry import SOURCES, by_label
+    from dx_lsp_telemetry.sources.runner import scan
+
+    settings = parsed.settings
+    if args.source:
+        chosen = by_label(args.source)
+        if chosen is None:
+            known = ", ".join(cls.label for cls in SOURCES.values())
+            raise UsageError(f"--source: unknown source {args.source!r} (known: {known})")
+        names = [chosen.name]
+    else:
+        names = [n for n, s in settings.sources.items() if s.enabled and n in SOURCES]
+        if not names:
+            raise UsageError(
+                "no source is enabled (dxTelemetry.sources.<name>.enabled): name one with --source"
+            )
+    if args.path and len(names) != 1:
+        raise UsageError("--path reads one source's folder: give --source too")
+    since = _parse_date(args.since) if args.since else None
+    results = scan(paths, settings, os.environ, names, path=args.path or "", since=since)
+    failed = False
+    for label, stats in results.items():
+        print(
+            f"{label}: {stats.files} files, {stats.records} records read"
+            + (f", {stats.skipped} skipped" if stats.skipped else "")
+        )
+        for problem in stats.problems:
+            failed = True
+            print(f"  ! {problem}", file=sys.stderr)
+    return EXIT_PUSH_FAILED if failed and not any(s.records for s in results.values()) else EXIT_OK
+
+
+_VERBS = {
+    "status": _status,
+    "report": _report,
+    "record": _record,
+    "flush": _flush,
+    "sources": _sources,
+    "scan": _scan,
+}

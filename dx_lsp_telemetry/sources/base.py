@@ -1,0 +1,97 @@
+"""What every source produces, and the contract a source module fulfils."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+#: A file's reading state, kept in the checkpoint between runs (JSON-able values only).
+FileState = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """One usage record of a tool, with the disjoint token buckets of DX.
+
+    `key` identifies the record in the tool's own terms (e.g. message id + request id); the
+    same record read again, from any file, has the same key. It is hashed before it is stored.
+    """
+
+    key: str
+    timestamp: datetime
+    model: str | None
+    input_tokens: int
+    output_tokens: int
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
+    cost_usd: float | None = None
+
+    @property
+    def token_total(self) -> int:
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_write_tokens
+            + self.cache_read_tokens
+        )
+
+
+@dataclass
+class ReadResult:
+    records: list[SourceRecord]
+    state: FileState
+    #: the file could not be read whole now (a rewrite in progress): try again soon
+    retry: bool = False
+    problem: str | None = None
+
+
+class Source(ABC):
+    #: the settings key (`sources.<name>`)
+    name: ClassVar[str]
+    #: the source's own name: the default DX tool, the `source` field, the CLI's `--source`
+    label: ClassVar[str]
+
+    @abstractmethod
+    def homes(self, configured: str, env: Mapping[str, str]) -> list[Path]:
+        """The tool's home folders: the configured one, else the tool's default locations."""
+
+    @abstractmethod
+    def watch_dirs(self, homes: Iterable[Path]) -> list[Path]:
+        """Existing folders to watch recursively (hints only)."""
+
+    @abstractmethod
+    def files(self, homes: Iterable[Path]) -> Iterator[Path]:
+        """Every file that may hold usage, in a stable order."""
+
+    @abstractmethod
+    def wants(self, path: Path) -> bool:
+        """Whether a changed path is one of this source's files."""
+
+    @abstractmethod
+    def read(self, path: Path, state: FileState) -> ReadResult:
+        """The records new since `state` (empty for a file not read before)."""
+
+    #: rewritten files are re-read only after this many seconds of quiet
+    debounce_seconds: ClassVar[float] = 0.2
+
+
+def walk_files(root: Path, suffix: str) -> Iterator[Path]:
+    """Regular files under `root` ending in `suffix`, sorted, not following symlinks."""
+    try:
+        entries = sorted(root.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if entry.is_symlink():
+                continue
+            if entry.is_dir():
+                yield from walk_files(entry, suffix)
+            elif entry.name.endswith(suffix) and entry.is_file():
+                yield entry
+        except OSError:
+            continue

@@ -1,0 +1,26 @@
+"""The known sources, by settings name and by label (the `--source` of the CLI)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from dx_lsp_telemetry.settings import Settings
+from dx_lsp_telemetry.sources.base import Source
+from dx_lsp_telemetry.sources.claude_code import ClaudeCode
+from dx_lsp_telemetry.sources.codex import Codex
+
+#: settings name -> class (sources keep per-process caches, so each user makes its own)
+SOURCES: dict[str, type[Source]] = {cls.name: cls for cls in (ClaudeCode, Codex)}
+
+
+def by_label(label: str) -> type[Source] | None:
+    """The source labelled `label` (e.g. `claude-code`), as `scan --source` names it."""
+    return next((cls for cls in SOURCES.values() if cls.label == label), None)
+
+
+def homes_for(
+    source: Source, settings: Settings, env: Mapping[str, str], path: str = ""
+) -> list[Path]:
+    """Where `source` looks: `path` (the CLI's --path), the setting, or the tool's defaults."""
+    return source.homes(path or settings.sources[source.name].path, env)
