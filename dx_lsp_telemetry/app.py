@@ -34,6 +34,7 @@ from dx_lsp_telemetry.settings import ParsedSettings, Settings, parse_settings
 from dx_lsp_telemetry.status import StatusInputs, build_status
 
 if TYPE_CHECKING:
+    from dx_lsp_telemetry.sources.watcher import SourceWatcher
     from dx_lsp_telemetry.watch import DirectoryWatch
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class Telemetry:
         self._last_status: dict[str, Any] | None = None
         self._fsync_pending = False
         self._watch: DirectoryWatch | None = None  # watchdog loads after `initialize`
+        self._sources: SourceWatcher | None = None  # the leader reads AI tools' logs
         self._loop: asyncio.AbstractEventLoop | None = None
         self._logged_config_error: str | None = None
 
@@ -105,6 +107,8 @@ class Telemetry:
             self._request_cycle()
         if before.enabled != after.enabled:
             self._apply_enabled()
+        if self._sources is not None:
+            self._sources.apply(after)
         self._mark_dirty()
 
     def _save_settings(self, settings: Settings) -> None:
@@ -173,6 +177,8 @@ class Telemetry:
         if self._watch is not None:
             self._watch.stop()
             self._watch = None
+        if self._sources is not None:
+            self._sources.stop()
         for task in list(self._tasks):
             task.cancel()
         try:
@@ -260,9 +266,17 @@ class Telemetry:
                 log.info("this window's sidecar now runs the push schedule")
                 self._mark_dirty()
                 self._schedule_task = self._spawn(self._schedule_loop())
+                self._start_sources()
                 await self._run_io(self._prune)
                 return
             await asyncio.sleep(LEADER_RETRY_SECONDS)
+
+    def _start_sources(self) -> None:
+        """Only the leader reads AI tools' logs: one reader per machine, whatever the windows."""
+        from dx_lsp_telemetry.sources.watcher import SourceWatcher
+
+        self._sources = SourceWatcher(self.paths, self._env)
+        self._sources.apply(self.settings)
 
     def _try_leader(self) -> bool:
         try:

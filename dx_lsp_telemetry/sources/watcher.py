@@ -1,0 +1,191 @@
+"""Keeping enabled sources ingested inside the leader sidecar.
+
+watchdog events are hints: they say which file to look at, soon. A periodic scan of every file
+(cheap: unchanged files are skipped on size and mtime, appended ones read from their offset)
+catches whatever the hints missed: an overflowing inotify queue, a network drive, a watch limit.
+All reading happens on one thread of its own, never on the editor's request path.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dx_lsp_telemetry.paths import DataPaths
+from dx_lsp_telemetry.settings import Settings
+from dx_lsp_telemetry.sources.ingest import Ingestor
+from dx_lsp_telemetry.sources.registry import SOURCES
+from dx_lsp_telemetry.sources.runner import make_ingestor
+
+log = logging.getLogger(__name__)
+
+SCAN_INTERVAL_SECONDS = 60.0
+
+
+@dataclass
+class _Active:
+    ingestor: Ingestor
+    config: tuple[Any, ...]
+    next_scan: float
+
+
+class SourceWatcher:
+    def __init__(self, paths: DataPaths, env: Mapping[str, str]) -> None:
+        self.paths = paths
+        self._env = dict(env)
+        self._cv = threading.Condition()
+        self._active: dict[str, _Active] = {}
+        self._hinted: dict[str, tuple[str, float]] = {}  # path -> (source name, due)
+        self._observer: Any = None
+        self._stopped = False
+        self._logged: set[str] = set()
+        self._thread = threading.Thread(target=self._run, name="dx-sources", daemon=True)
+        self._thread.start()
+
+    def apply(self, settings: Settings) -> None:
+        """Start, stop or reconfigure sources to match the settings."""
+        with self._cv:
+            wanted = {
+                name: (s.tool, s.path, settings.spend_estimate, settings.retention_days)
+                for name, s in settings.sources.items()
+                if s.enabled and settings.enabled and name in SOURCES
+            }
+            for name in list(self._active):
+                if self._active[name].config != wanted.get(name):
+                    del self._active[name]
+            for name, config in wanted.items():
+                if name not in self._active:
+                    ingestor = make_ingestor(self.paths, SOURCES[name](), settings, self._env)
+                    self._active[name] = _Active(ingestor, config, next_scan=0.0)  # scan now
+                    log.info(
+                        "reading %s logs in %s",
+                        ingestor.source.label,
+                        ", ".join(map(str, ingestor.homes)) or "(no folder)",
+                    )
+            self._hinted = {p: h for p, h in self._hinted.items() if h[0] in self._active}
+            self._cv.notify()
+        self._restart_observer()
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stopped = True
+            self._cv.notify()
+        self._stop_observer()
+
+    # -- hints ------------------------------------------------------------------------------
+
+    def hint(self, path: str) -> None:
+        """A file changed (called from watchdog's thread)."""
+        candidate = Path(path)
+        with self._cv:
+            for name, active in self._active.items():
+                source = active.ingestor.source
+                if source.wants(candidate):
+                    # the first hint sets the time; later ones do not postpone it, so a file
+                    # written continuously is still read every `debounce_seconds`
+                    if path not in self._hinted:
+                        self._hinted[path] = (name, time.monotonic() + source.debounce_seconds)
+                    self._cv.notify()
+                    return
+
+    def _restart_observer(self) -> None:
+        self._stop_observer()
+        with self._cv:
+            dirs = [
+                d
+                for a in self._active.values()
+                for d in a.ingestor.source.watch_dirs(a.ingestor.homes)
+            ]
+        if not dirs:
+            return
+        from watchdog.events import FileSystemEvent, FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        watcher = self
+
+        class Hint(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                if event.event_type in ("opened", "closed_no_write") or event.is_directory:
+                    return
+                watcher.hint(str(event.dest_path or event.src_path))
+
+        observer = Observer()
+        observer.daemon = True
+        for directory in dirs:
+            try:
+                observer.schedule(Hint(), str(directory), recursive=True)
+            except OSError as exc:  # inotify watch or instance limits, permissions
+                self._log_once(
+                    f"cannot watch {directory} ({exc}); the periodic scan still reads it"
+                )
+        try:
+            observer.start()
+        except OSError as exc:
+            self._log_once(f"cannot watch AI tool logs ({exc}); the periodic scan still reads them")
+            return
+        self._observer = observer
+
+    def _stop_observer(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer = None
+
+    # -- the reading thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                work = self._next_work()
+                while work is None and not self._stopped:
+                    self._cv.wait(timeout=self._wait_seconds())
+                    work = self._next_work()
+                if self._stopped:
+                    return
+            assert work is not None
+            ingestor, files = work
+            try:
+                stats = ingestor.scan() if files is None else ingestor.ingest_paths(files)
+            except Exception:
+                log.exception("reading %s logs failed", ingestor.source.label)
+                continue
+            for problem in stats.problems:
+                self._log_once(f"{ingestor.source.label}: {problem}")
+            if stats.records:
+                log.info(
+                    "%s: %d records from %d files",
+                    ingestor.source.label,
+                    stats.records,
+                    stats.files_read,
+                )
+
+    def _next_work(self) -> tuple[Ingestor, list[Path] | None] | None:
+        now = time.monotonic()
+        for name, active in self._active.items():
+            if active.next_scan <= now:
+                active.next_scan = now + SCAN_INTERVAL_SECONDS
+                self._hinted = {p: h for p, h in self._hinted.items() if h[0] != name}
+                return active.ingestor, None
+        ready = [p for p, (_, due) in self._hinted.items() if due <= now]
+        if not ready:
+            return None
+        name = self._hinted[ready[0]][0]
+        files = [Path(p) for p in ready if self._hinted[p][0] == name]
+        for p in files:
+            del self._hinted[str(p)]
+        return self._active[name].ingestor, files
+
+    def _wait_seconds(self) -> float | None:
+        times = [a.next_scan for a in self._active.values()] + [d for _, d in self._hinted.values()]
+        if not times:
+            return None
+        return max(0.0, min(times) - time.monotonic())
+
+    def _log_once(self, message: str) -> None:
+        if message not in self._logged:
+            self._logged.add(message)
+            log.warning("%s", message)
