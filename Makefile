@@ -24,8 +24,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
-	$(BIN)/pytest
+pytest: $(STAMP) peers
+	CCUSAGE=$(CCUSAGE) $(BIN)/pytest
+
+# Peer tools the tests compare against (ccusage).
+include tests/peers/peers.mk
 
 # The VS Code extension's targets (vsix, its unit tests, the real-VS-Code end-to-end test).
 -include vscode-extension/extension.mk
