@@ -5,6 +5,7 @@ CCUSAGE := $(CURDIR)/$(PEERS)/node_modules/@ccusage/ccusage-linux-x64/bin/ccusag
 
 $(PEERS_STAMP): $(PEERS)/package.json $(PEERS)/package-lock.json
 	cd $(PEERS) && npm ci --no-audit --no-fund --loglevel=error
+	chmod +x $(CCUSAGE)  # the package ships the binary without its mode bit
 	$(CCUSAGE) --version
 	touch $@
 
