@@ -8,10 +8,14 @@ from pathlib import Path
 from dx_lsp_telemetry.settings import Settings
 from dx_lsp_telemetry.sources.base import Source
 from dx_lsp_telemetry.sources.claude_code import ClaudeCode
+from dx_lsp_telemetry.sources.cline import Cline, KiloCode, RooCode
 from dx_lsp_telemetry.sources.codex import Codex
+from dx_lsp_telemetry.sources.continue_dev import Continue
 
 #: settings name -> class (sources keep per-process caches, so each user makes its own)
-SOURCES: dict[str, type[Source]] = {cls.name: cls for cls in (ClaudeCode, Codex)}
+SOURCES: dict[str, type[Source]] = {
+    cls.name: cls for cls in (ClaudeCode, Codex, Cline, RooCode, KiloCode, Continue)
+}
 
 
 def by_label(label: str) -> type[Source] | None:
