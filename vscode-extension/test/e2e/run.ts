@@ -1,12 +1,26 @@
 // The real VS Code end-to-end test: code-server (VS Code 1.139 from npm, on Node 24) with the
-// built .vsix and a second tiny extension installed, driven by headless Debian chromium
-// through playwright-core. A loopback HTTP server plays DX strictly. Everything runs in a
-// fresh scratch folder (HOME, XDG_*, TMPDIR, user-data, extensions, data folder), waits on
-// conditions with deadlines, and cleans up every process it started.
+// built .vsix installed, driven by headless Debian chromium through playwright-core. A loopback
+// HTTP server plays DX strictly. Two phases, each in its own fresh scratch folder (HOME, XDG_*,
+// TMPDIR, user-data, extensions, data folder) and its own code-server:
+//
+//   1. the token inherited from the environment (managed machines), plus the reporter extension:
+//      activation, the bundled sidecar, the push, the status bar, the report, recordUsage, a
+//      crash restart, a live settings change, a clean shutdown;
+//   2. the token set the way a user does it: no DX_DATA_CLOUD_TOKEN anywhere, user settings with
+//      only email, tool and instanceUrl, python3 found on the PATH; the status bar warns and
+//      nothing is pushed; "DX Telemetry: Set API Token" from the palette, typed into the password
+//      box; the sidecar restarts with it and yesterday arrives once; the token is in clear text in
+//      no file, log or argv; it survives closing and reopening the editor (nothing is pushed
+//      twice); "Clear API Token" brings the warning back, with no fallback to any environment.
+//
+// It waits on conditions with deadlines (no fixed sleeps; only the memory measurement spaces its
+// samples) and cleans up every process it started.
 //
 // Environment (set by `make ext-e2e`): CODE_SERVER, NODE24_BIN, DX_CLI, VSIX.
 // Optional: CHROMIUM (default /usr/bin/chromium), E2E_KEEP=1 (keep the scratch folder),
-// E2E_MEASURE=1 (also measure the extension host's memory without the extension).
+// E2E_ONLY=1, 2 or 0 (one phase, or none), E2E_MEASURE=<rounds> (also measure the extension
+// host's memory with and without the extension: <rounds> code-server runs of each, alternated;
+// E2E_MEASURE_AGE_MS is the window age at which the samples are taken, default 20000).
 
 import { ChildProcess, execFile, spawn } from 'child_process';
 import * as fs from 'fs';
@@ -14,31 +28,34 @@ import * as http from 'http';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
-import { Browser, Page, chromium } from 'playwright-core';
+import { Page, chromium } from 'playwright-core';
 
+const TOKEN_ENV = 'DX_DATA_CLOUD_TOKEN';
+/** Phase 1: inherited from the editor's environment. */
 const TOKEN = 'e2e-token-5f0c1d2e3a4b';
+/** Phase 2: typed into the password box (a different value, so the fake DX tells them apart). */
+const SECRET_TOKEN = 'e2e-secret-7c41d9a0b2e85f36';
 const EMAIL = 'dev@example.com';
 const EXTENSION_ID = 'dx-telemetry.dx-lsp-telemetry';
 const SEED_TOOL = 'e2e-seed';
 const TODAY_TOKENS = 4000 + 642;
 const STARTUP_EVENT_TOKENS = 100 + 11;
 const PALETTE_EVENT_TOKENS = 1000 + 234;
+const NO_TOKEN_PROBLEM = `${TOKEN_ENV} is not set`;
 
 // -- small utilities ---------------------------------------------------------------------------
 
 let failures = 0;
 let passes = 0;
-const results: string[] = [];
 
 function check(name: string, ok: boolean, detail = ''): void {
   if (ok) {
     passes += 1;
-    results.push(`  ok   ${name}`);
+    console.log(`  ok   ${name}`);
   } else {
     failures += 1;
-    results.push(`  FAIL ${name}${detail ? `: ${detail}` : ''}`);
+    console.log(`  FAIL ${name}${detail ? `: ${detail}` : ''}`);
   }
-  console.log(results[results.length - 1]);
 }
 
 function env(name: string, fallback?: string): string {
@@ -93,19 +110,30 @@ function isoDate(d: Date): string {
   return d.toISOString().slice(0, 10);
 }
 
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+const mib = (kb: number) => `${(kb / 1024).toFixed(1)} MiB`;
+
 // -- /proc: the sidecar and the extension host -------------------------------------------------
 
 interface Proc {
   pid: number;
   ppid: number;
   argv: string[];
+  /** /proc/<pid>/cmdline as it is, NUL separators and all. */
+  cmdline: string;
   env: Record<string, string>;
   rssKb: number;
 }
 
 function readProc(pid: number): Proc | undefined {
   try {
-    const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    const argv = cmdline.split('\0').filter(Boolean);
     const envText = fs.readFileSync(`/proc/${pid}/environ`, 'utf8');
     const envVars: Record<string, string> = {};
     for (const entry of envText.split('\0')) {
@@ -117,13 +145,24 @@ function readProc(pid: number): Proc | undefined {
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
     const ppid = Number(/^PPid:\s+(\d+)/m.exec(status)?.[1] ?? 0);
     const rssKb = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
-    return { pid, ppid, argv, env: envVars, rssKb };
+    return { pid, ppid, argv, cmdline, env: envVars, rssKb };
   } catch {
     return undefined; // gone, or a kernel thread
   }
 }
 
-/** Processes whose environment carries this run's scratch marker (never another run's or test's). */
+/** Proportional set size (shared pages divided among their users), from smaps_rollup. */
+function readPssKb(pid: number): number | undefined {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const pss = /^Pss:\s+(\d+)/m.exec(text)?.[1];
+    return pss === undefined ? undefined : Number(pss);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Processes whose environment carries this phase's scratch marker (never another run's or test's). */
 function ourProcesses(marker: string): Proc[] {
   const out: Proc[] = [];
   for (const name of fs.readdirSync('/proc')) {
@@ -142,12 +181,56 @@ function ourProcesses(marker: string): Proc[] {
 const isSidecar = (p: Proc) => p.argv.length >= 3 && p.argv[p.argv.length - 2] === '-m' && p.argv[p.argv.length - 1] === 'dx_lsp_telemetry';
 const isExtensionHost = (p: Proc) => p.argv.some((a) => a.includes('--type=extensionHost'));
 
+// -- where a secret could leak on disk -----------------------------------------------------------
+
+/** Every regular file under `root` holding `secret` as UTF-8 or UTF-16LE (Chromium's localStorage) text. */
+function filesContaining(root: string, secret: string): { scanned: number; hits: string[] } {
+  const needles = [Buffer.from(secret, 'utf8'), Buffer.from(secret, 'utf16le')];
+  const hits: string[] = [];
+  let scanned = 0;
+  const walk = (dir: string) => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return; // went away while we looked
+    }
+    for (const entry of entries) {
+      const p = path.join(dir, entry.name);
+      if (entry.isDirectory()) {
+        walk(p);
+      } else if (entry.isFile()) {
+        try {
+          const data = fs.readFileSync(p);
+          scanned += 1;
+          if (needles.some((n) => data.includes(n))) {
+            hits.push(p);
+          }
+        } catch {
+          // a socket, or gone
+        }
+      }
+    }
+  };
+  walk(root);
+  return { scanned, hits };
+}
+
 // -- a strict fake DX (the same rules as tests/fake_dx.py) ---------------------------------------
 
 interface Received {
   path: string;
   status: number;
+  /** The Authorization header as received (kept in memory only). */
+  authorization: string | undefined;
   body: unknown;
+}
+
+interface FakeDx {
+  url: string;
+  received: Received[];
+  stored: Array<Record<string, unknown>>;
+  close(): Promise<void>;
 }
 
 const INT_FIELDS = ['input_tokens', 'output_tokens', 'cache_write_tokens', 'cache_read_tokens', 'spend_cents'];
@@ -181,7 +264,8 @@ function validateRecord(body: unknown): string | undefined {
   return unknown.length ? `unknown fields: ${unknown.sort().join(', ')}` : undefined;
 }
 
-function startFakeDx(): Promise<{ url: string; received: Received[]; stored: Array<Record<string, unknown>>; close(): Promise<void> }> {
+/** A fake DX that accepts exactly one token. */
+function startFakeDx(token: string): Promise<FakeDx> {
   const received: Received[] = [];
   const stored: Array<Record<string, unknown>> = [];
   const server = http.createServer((req, res) => {
@@ -189,7 +273,7 @@ function startFakeDx(): Promise<{ url: string; received: Received[]; stored: Arr
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const answer = (status: number, body: unknown) => {
-        received.push({ path: req.url ?? '', status, body: parsed });
+        received.push({ path: req.url ?? '', status, authorization: req.headers.authorization, body: parsed });
         const data = Buffer.from(JSON.stringify(body));
         res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': data.length });
         res.end(data);
@@ -198,7 +282,7 @@ function startFakeDx(): Promise<{ url: string; received: Received[]; stored: Arr
       if (req.method !== 'POST' || req.url !== '/api/aiToolMetrics.push') {
         return answer(req.method !== 'POST' ? 405 : 404, { ok: false, error: 'not_found' });
       }
-      if (req.headers.authorization !== `Bearer ${TOKEN}`) {
+      if (req.headers.authorization !== `Bearer ${token}`) {
         return answer(401, { ok: false, error: 'not_authed' });
       }
       if (!(req.headers['content-type'] ?? '').startsWith('application/json')) {
@@ -220,14 +304,34 @@ function startFakeDx(): Promise<{ url: string; received: Received[]; stored: Arr
   return new Promise((resolve) => {
     server.listen(0, '127.0.0.1', () => {
       const port = (server.address() as net.AddressInfo).port;
-      resolve({ url: `http://127.0.0.1:${port}`, received, stored, close: () => new Promise((r) => server.close(() => r())) });
+      const close = () =>
+        new Promise<void>((r) => {
+          server.close(() => r());
+          server.closeAllConnections(); // the sidecar's keep-alive connection
+        });
+      resolve({ url: `http://127.0.0.1:${port}`, received, stored, close });
     });
   });
 }
 
+const recordKey = (r: Record<string, unknown>) => `${String(r.email)}|${String(r.date)}|${String(r.tool)}`;
+
+/** The seeded day's totals, exactly as the CLI recorded them (0.42 USD + 7.25 cents = 49 cents). */
+function hasSeedTotals(record: Record<string, unknown>): boolean {
+  return (
+    record.input_tokens === 2000 &&
+    record.output_tokens === 400 &&
+    record.cache_write_tokens === 40 &&
+    record.cache_read_tokens === 60 &&
+    record.spend_cents === 49 &&
+    record.is_active === true
+  );
+}
+
 // -- the workbench -------------------------------------------------------------------------------
 
-async function runCommand(page: Page, title: string): Promise<void> {
+/** F1, the command's title, Enter: as a user runs a command. Returns once the palette took it. */
+async function startCommand(page: Page, title: string): Promise<void> {
   await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input');
   await input.waitFor({ state: 'visible', timeout: 30_000 });
@@ -235,15 +339,74 @@ async function runCommand(page: Page, title: string): Promise<void> {
   const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
   await row.waitFor({ state: 'visible', timeout: 30_000 });
   await input.press('Enter');
+}
+
+/** A command that shows no input of its own: waits for the palette to close. */
+async function runCommand(page: Page, title: string): Promise<void> {
+  await startCommand(page, title);
   await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 30_000 });
 }
 
+const STATUS_ITEM = '.statusbar-item[id*="dxTelemetry"]';
+
 async function statusBarText(page: Page): Promise<string | undefined> {
-  const item = page.locator('.statusbar-item[id*="dxTelemetry"]');
+  const item = page.locator(STATUS_ITEM);
   if ((await item.count()) === 0) {
     return undefined;
   }
   return (await item.first().innerText()).replace(/\s+/g, ' ').trim();
+}
+
+interface StatusItem {
+  text: string;
+  /** The item's aria-label(s): what a screen reader says. */
+  aria: string;
+  /** The warning background (`warning-kind`) or the $(warning) icon. */
+  warning: boolean;
+}
+
+async function statusItem(page: Page): Promise<StatusItem | undefined> {
+  const items = page.locator(STATUS_ITEM);
+  if ((await items.count()) === 0) {
+    return undefined;
+  }
+  const item = items.first();
+  const labels = [await item.getAttribute('aria-label')];
+  for (const inner of await item.locator('[aria-label]').all()) {
+    labels.push(await inner.getAttribute('aria-label'));
+  }
+  const classes = (await item.getAttribute('class')) ?? '';
+  const icon = await item.locator('.codicon-warning').count();
+  return {
+    text: (await item.innerText()).replace(/\s+/g, ' ').trim(),
+    aria: labels.filter(Boolean).join(' | '),
+    warning: /\bwarning-kind\b/.test(classes) || icon > 0,
+  };
+}
+
+/** The status bar item's tooltip, as the hover shows it to a user. */
+async function statusTooltip(page: Page): Promise<string> {
+  await page.mouse.move(700, 300);
+  await page.locator(STATUS_ITEM).first().hover();
+  const hover = page.locator('.workbench-hover, .monaco-hover').filter({ hasText: /\S/ }).first();
+  await hover.waitFor({ state: 'visible', timeout: 10_000 });
+  const text = (await hover.innerText()).trim();
+  await page.mouse.move(700, 300);
+  await page.keyboard.press('Escape');
+  return text;
+}
+
+/** Waits for the item to warn about the missing token; returns its aria-label and its tooltip. */
+async function waitForTokenWarning(page: Page, what: string): Promise<{ item: StatusItem; tooltip: string }> {
+  const item = await waitFor(what, 90_000, async () => {
+    const i = await statusItem(page);
+    return i && i.warning && /DX/.test(i.text) ? i : undefined;
+  });
+  const tooltip = await waitFor('the status bar tooltip', 30_000, async () => {
+    const t = await statusTooltip(page);
+    return t.includes(NO_TOKEN_PROBLEM) ? t : undefined;
+  });
+  return { item, tooltip };
 }
 
 async function webviewText(page: Page, needle: string): Promise<string | undefined> {
@@ -260,7 +423,20 @@ async function webviewText(page: Page, needle: string): Promise<string | undefin
   return undefined;
 }
 
-// -- the test ------------------------------------------------------------------------------------
+// -- scratch folders, code-server, chromium --------------------------------------------------------
+
+interface Ctx {
+  codeServer: string;
+  nodeBin: string;
+  dxCli: string;
+  vsix: string;
+  chromiumPath: string;
+  extensionRoot: string;
+  /** This run's scratch folder: one subfolder per phase, and the bare Python. */
+  top: string;
+  /** A Python with no packages at all (a venv without pip). */
+  barePython: string;
+}
 
 interface Scratch {
   root: string;
@@ -269,19 +445,21 @@ interface Scratch {
   extensions: string;
   workspace: string;
   dxHome: string;
-  bareBin: string;
   outFile: string;
+  /** Chromium's profile, when the phase keeps one (to search it for secrets). */
+  profile: string;
   env: NodeJS.ProcessEnv;
 }
 
-function makeScratch(nodeBin: string): Scratch {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'dx-e2e-'));
+/** A fresh phase folder `<top>/<name>`; `pathPrefix` goes in front of the PATH. */
+function makeScratch(top: string, name: string, nodeBin: string, pathPrefix: string[] = []): Scratch {
+  const root = path.join(top, name);
   const dirs = ['home', 'config', 'data', 'cache', 'tmp', 'user-data/User', 'extensions', 'workspace', 'dx-home'];
   for (const d of dirs) {
     fs.mkdirSync(path.join(root, d), { recursive: true });
   }
   const e: NodeJS.ProcessEnv = {
-    PATH: `${nodeBin}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+    PATH: [...pathPrefix, nodeBin, process.env.PATH ?? '/usr/bin:/bin'].join(':'),
     HOME: path.join(root, 'home'),
     XDG_CONFIG_HOME: path.join(root, 'config'),
     XDG_DATA_HOME: path.join(root, 'data'),
@@ -299,8 +477,8 @@ function makeScratch(nodeBin: string): Scratch {
     extensions: path.join(root, 'extensions'),
     workspace: path.join(root, 'workspace'),
     dxHome: e.DX_TELEMETRY_HOME!,
-    bareBin: path.join(root, 'bare-python', 'bin'),
     outFile: path.join(root, 'reporter.jsonl'),
+    profile: path.join(root, 'browser'),
     env: e,
   };
 }
@@ -328,8 +506,15 @@ function writeUserSettings(s: Scratch, extra: Record<string, unknown>): void {
   fs.writeFileSync(path.join(s.userData, 'User', 'settings.json'), JSON.stringify(settings, null, 2));
 }
 
-async function startCodeServer(s: Scratch, codeServer: string, extraEnv: NodeJS.ProcessEnv): Promise<{ proc: ChildProcess; port: number; log: string[] }> {
-  const port = await freePort();
+interface Server {
+  proc: ChildProcess;
+  port: number;
+  log: string[];
+}
+
+/** Starts code-server; `port` again for the same origin (the browser keeps SecretStorage per origin). */
+async function startCodeServer(s: Scratch, codeServer: string, extraEnv: NodeJS.ProcessEnv, port?: number): Promise<Server> {
+  port ??= await freePort();
   const log: string[] = [];
   const proc = spawn(
     codeServer,
@@ -366,7 +551,13 @@ async function stopCodeServer(proc: ChildProcess, ms: number): Promise<boolean> 
   }
   const exited = new Promise<boolean>((resolve) => proc.once('exit', () => resolve(true)));
   proc.kill('SIGTERM');
-  return Promise.race([exited, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms))]);
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([exited, timedOut]);
+  } finally {
+    clearTimeout(timer); // a pending timer would keep this process alive for up to `ms` after the test
+  }
 }
 
 function killGroup(proc: ChildProcess | undefined): void {
@@ -379,27 +570,69 @@ function killGroup(proc: ChildProcess | undefined): void {
   }
 }
 
-async function openWorkbench(s: Scratch, port: number, chromiumPath: string): Promise<{ browser: Browser; page: Page; openedAt: number }> {
-  const browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    env: s.env as Record<string, string>,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-      '--disable-dev-shm-usage',
-    ],
-  });
-  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+interface Workbench {
+  page: Page;
+  openedAt: number;
+  close(): Promise<void>;
+}
+
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-dev-shm-usage',
+];
+
+/** Opens the workbench; with `profile`, Chromium keeps its profile there (so it can be searched). */
+async function openWorkbench(s: Scratch, port: number, chromiumPath: string, profile?: string): Promise<Workbench> {
+  const options = { executablePath: chromiumPath, headless: true, env: s.env as Record<string, string>, args: CHROMIUM_ARGS };
+  const viewport = { width: 1400, height: 900 };
+  let page: Page;
+  let close: () => Promise<void>;
+  if (profile) {
+    const context = await chromium.launchPersistentContext(profile, { ...options, viewport });
+    page = context.pages()[0] ?? (await context.newPage());
+    close = () => context.close();
+  } else {
+    const browser = await chromium.launch(options);
+    page = await browser.newPage({ viewport });
+    close = () => browser.close();
+  }
   const openedAt = Date.now();
   await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(s.workspace)}`, { timeout: 60_000 });
   await page.locator('.monaco-workbench').waitFor({ state: 'visible', timeout: 60_000 });
-  return { browser, page, openedAt };
+  return { page, openedAt, close };
+}
+
+/** Closes the browser, stops code-server and kills whatever of this phase is still running. */
+async function shutdown(s: Scratch, server: Server | undefined, wb: Workbench | undefined): Promise<void> {
+  await wb?.close().catch(() => undefined);
+  if (server) {
+    await stopCodeServer(server.proc, 10_000);
+    killGroup(server.proc);
+  }
+  for (const p of ourProcesses(s.root)) {
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+}
+
+/** Stops code-server on SIGTERM and checks that nothing of this phase outlives it. */
+async function checkCleanStop(s: Scratch, server: Server, when = ''): Promise<void> {
+  const stopped = await stopCodeServer(server.proc, 30_000);
+  check(`code-server stopped on SIGTERM${when}`, stopped);
+  const leftovers = await waitFor('every process of this phase to exit', 30_000, () => {
+    const left = ourProcesses(s.root);
+    return left.length === 0 ? [] : false;
+  }).catch(() => ourProcesses(s.root));
+  check(`no sidecar (or any other process of this phase) is left behind${when}`, leftovers.length === 0, leftovers.map((p) => `${p.pid} ${p.argv.join(' ')}`).join('; '));
 }
 
 async function packageReporter(s: Scratch, extensionRoot: string): Promise<string> {
@@ -456,53 +689,58 @@ function extensionLog(userData: string): string {
   return found.join('\n');
 }
 
-async function main(): Promise<void> {
-  const started = Date.now();
-  const codeServer = env('CODE_SERVER');
-  const nodeBin = env('NODE24_BIN');
-  const dxCli = env('DX_CLI');
-  const vsix = env('VSIX');
-  const chromiumPath = env('CHROMIUM', '/usr/bin/chromium');
-  const extensionRoot = path.resolve(__dirname, '..', '..', '..');
-  const s = makeScratch(nodeBin);
-  console.log(`e2e scratch: ${s.root}`);
-  const fakeDx = await startFakeDx();
-  let server: { proc: ChildProcess; port: number; log: string[] } | undefined;
-  let browser: Browser | undefined;
-  let keep = process.env.E2E_KEEP === '1';
-  try {
-    // A Python with no packages at all: the sidecar must run from the bundled libs alone.
-    const bare = await run('python3', ['-m', 'venv', '--without-pip', path.dirname(s.bareBin)], { env: { ...process.env, ...s.env, PATH: process.env.PATH } });
-    if (bare.code !== 0) {
-      throw new Error(`python3 -m venv failed: ${bare.stderr}`);
-    }
-    const barePython = path.join(s.bareBin, 'python3');
-    const noPygls = await run(barePython, ['-c', 'import pygls'], { env: { ...s.env, PATH: process.env.PATH } });
-    check('the bare interpreter has no packages (import pygls fails there)', noPygls.code !== 0 && /ModuleNotFoundError/.test(noPygls.stderr), noPygls.stderr);
+function occurrences(text: string, needle: string): number {
+  return text.split(needle).length - 1;
+}
 
-    // Seed the data folder through the CLI: a completed day, and today.
-    const now = new Date();
-    const minutesToday = now.getUTCHours() * 60 + now.getUTCMinutes();
-    const seedDay = new Date(now.getTime() - (minutesToday < 15 ? 2 : 1) * 86_400_000);
-    const seedDate = isoDate(seedDay);
-    const cliEnv = { ...process.env, DX_TELEMETRY_HOME: s.dxHome, HOME: s.home, DX_TELEMETRY_TOOL: '' };
-    for (const [id, args] of [
-      ['seed-1', ['--input-tokens', '1200', '--output-tokens', '300', '--cache-write-tokens', '40', '--cache-read-tokens', '60', '--cost-usd', '0.42']],
-      ['seed-2', ['--input-tokens', '800', '--output-tokens', '100', '--spend-cents', '7.25']],
-    ] as Array<[string, string[]]>) {
-      const r = await run(dxCli, ['record', '--tool', SEED_TOOL, '--timestamp', `${seedDate}T12:00:00Z`, '--event-id', id, '--model', 'e2e-model', ...args], { env: cliEnv });
-      if (r.code !== 0) {
-        throw new Error(`seeding failed: ${r.stderr}`);
-      }
+/**
+ * Seeds the data folder through the CLI: yesterday (two events, a completed day) and today.
+ * Returns the seeded day (two days ago in the first 15 minutes after midnight UTC, when
+ * yesterday may not count as completed yet).
+ */
+async function seedDataFolder(ctx: Ctx, s: Scratch): Promise<string> {
+  const now = new Date();
+  const minutesToday = now.getUTCHours() * 60 + now.getUTCMinutes();
+  const seedDate = isoDate(new Date(now.getTime() - (minutesToday < 15 ? 2 : 1) * 86_400_000));
+  const cliEnv: NodeJS.ProcessEnv = { ...process.env, DX_TELEMETRY_HOME: s.dxHome, HOME: s.home, DX_TELEMETRY_TOOL: '' };
+  delete cliEnv[TOKEN_ENV];
+  for (const [id, args] of [
+    ['seed-1', ['--input-tokens', '1200', '--output-tokens', '300', '--cache-write-tokens', '40', '--cache-read-tokens', '60', '--cost-usd', '0.42']],
+    ['seed-2', ['--input-tokens', '800', '--output-tokens', '100', '--spend-cents', '7.25']],
+  ] as Array<[string, string[]]>) {
+    const r = await run(ctx.dxCli, ['record', '--tool', SEED_TOOL, '--timestamp', `${seedDate}T12:00:00Z`, '--event-id', id, '--model', 'e2e-model', ...args], { env: cliEnv });
+    if (r.code !== 0) {
+      throw new Error(`seeding failed: ${r.stderr}`);
     }
-    const today = await run(dxCli, ['record', '--tool', SEED_TOOL, '--event-id', 'seed-today', '--input-tokens', '4000', '--output-tokens', '642'], { env: cliEnv });
-    if (today.code !== 0) {
-      throw new Error(`seeding today failed: ${today.stderr}`);
-    }
+  }
+  const today = await run(ctx.dxCli, ['record', '--tool', SEED_TOOL, '--event-id', 'seed-today', '--input-tokens', '4000', '--output-tokens', '642'], { env: cliEnv });
+  if (today.code !== 0) {
+    throw new Error(`seeding today failed: ${today.stderr}`);
+  }
+  return seedDate;
+}
+
+/** On a failure: what the phase's code-server and extension said. */
+function dumpLogs(s: Scratch, server: Server | undefined): void {
+  if (server) {
+    console.log(`--- code-server log (last 40 lines)\n${server.log.slice(-40).join('\n')}`);
+  }
+  console.log(extensionLog(s.userData).slice(-6000));
+}
+
+// -- phase 1: the token inherited from the environment ---------------------------------------------
+
+async function phaseEnvironmentToken(ctx: Ctx): Promise<void> {
+  const s = makeScratch(ctx.top, 'env', ctx.nodeBin);
+  const fakeDx = await startFakeDx(TOKEN);
+  let server: Server | undefined;
+  let wb: Workbench | undefined;
+  try {
+    const seedDate = await seedDataFolder(ctx, s);
 
     // Install the built .vsix and the reporter extension into the hermetic extensions dir.
-    await installExtension(s, codeServer, vsix);
-    await installExtension(s, codeServer, await packageReporter(s, extensionRoot));
+    await installExtension(s, ctx.codeServer, ctx.vsix);
+    await installExtension(s, ctx.codeServer, await packageReporter(s, ctx.extensionRoot));
     writeUserSettings(s, {
       'dxTelemetry.email': EMAIL,
       'dxTelemetry.tool': 'e2e-tool',
@@ -510,23 +748,22 @@ async function main(): Promise<void> {
       'dxTelemetry.flush.delaySeconds': 0,
       'dxE2e.outFile': s.outFile,
     });
-    writeMachineSettings(s, { 'dxTelemetry.python.interpreter': barePython });
+    writeMachineSettings(s, { 'dxTelemetry.python.interpreter': ctx.barePython });
 
-    server = await startCodeServer(s, codeServer, { DX_DATA_CLOUD_TOKEN: TOKEN });
-    const wb = await openWorkbench(s, server.port, chromiumPath);
-    browser = wb.browser;
+    server = await startCodeServer(s, ctx.codeServer, { [TOKEN_ENV]: TOKEN });
+    wb = await openWorkbench(s, server.port, ctx.chromiumPath);
     const page = wb.page;
 
     // 1. The extension activates and its sidecar runs on the bare interpreter.
     const sidecar = await waitFor('the sidecar process', 90_000, () => ourProcesses(s.root).find(isSidecar));
     const sidecarSeenMs = Date.now() - wb.openedAt;
     check('the extension activated and started the bundled sidecar', true);
-    check('the sidecar runs on the bare interpreter', sidecar.argv[0] === barePython, sidecar.argv.join(' '));
+    check('the sidecar runs on the bare interpreter', sidecar.argv[0] === ctx.barePython, sidecar.argv.join(' '));
     check('launched as `python -m dx_lsp_telemetry`, with no extra argv', JSON.stringify(sidecar.argv.slice(1)) === JSON.stringify(['-m', 'dx_lsp_telemetry']), sidecar.argv.join(' '));
     const libs = path.join(s.extensions, `${EXTENSION_ID}-0.1.0`, 'bundled', 'libs');
     check('PYTHONPATH starts with the bundled libs', (sidecar.env.PYTHONPATH ?? '').split(':')[0] === libs, sidecar.env.PYTHONPATH);
     check('PYTHONUTF8=1', sidecar.env.PYTHONUTF8 === '1');
-    check('the token is in the child environment only, not in argv', sidecar.env.DX_DATA_CLOUD_TOKEN === TOKEN && !sidecar.argv.join(' ').includes(TOKEN));
+    check('the token is in the child environment only, not in argv', sidecar.env[TOKEN_ENV] === TOKEN && !sidecar.argv.join(' ').includes(TOKEN));
     check("the editor's environment reaches the sidecar (DX_TELEMETRY_HOME)", sidecar.env.DX_TELEMETRY_HOME === s.dxHome);
 
     // 2. The status bar shows today's tokens (seed + the reporter's start-up event, which was
@@ -537,14 +774,12 @@ async function main(): Promise<void> {
       return text && text.includes(expectedFirst) ? text : undefined;
     });
     const statusShownMs = Date.now() - wb.openedAt;
-    const hostAtStatus = readProc(sidecar.ppid);
     check(`the status bar shows today's tokens (${shown})`, true);
 
     // 3. Yesterday's record arrives at DX exactly once.
-    const key = (r: Record<string, unknown>) => `${String(r.email)}|${String(r.date)}|${String(r.tool)}`;
     const seedKey = `${EMAIL}|${seedDate}|${SEED_TOOL}`;
-    const record = await waitFor('the seeded day at the fake DX', 90_000, () => fakeDx.stored.find((r) => key(r) === seedKey));
-    check('the completed day was pushed with its exact totals', record.input_tokens === 2000 && record.output_tokens === 400 && record.cache_write_tokens === 40 && record.cache_read_tokens === 60 && record.spend_cents === 49 && record.is_active === true, JSON.stringify(record));
+    const record = await waitFor('the seeded day at the fake DX', 90_000, () => fakeDx.stored.find((r) => recordKey(r) === seedKey));
+    check('the completed day was pushed with its exact totals', hasSeedTotals(record), JSON.stringify(record));
 
     // 4. Show Usage from the command palette opens the report.
     await runCommand(page, 'DX Telemetry: Show Usage');
@@ -574,14 +809,14 @@ async function main(): Promise<void> {
     // 6. Flush Now from the palette: nothing more goes to DX (the day is pushed exactly once).
     await runCommand(page, 'DX Telemetry: Flush Now');
     await page.locator('.notifications-toasts', { hasText: /nothing to push/ }).first().waitFor({ state: 'visible', timeout: 30_000 });
-    const seedPosts = fakeDx.received.filter((r) => r.body && key(r.body as Record<string, unknown>) === seedKey);
-    check('the seeded day reached DX exactly once (after Flush Now too)', seedPosts.length === 1 && fakeDx.stored.filter((r) => key(r) === seedKey).length === 1, JSON.stringify(fakeDx.received));
-    check('DX received nothing it refused', fakeDx.received.every((r) => r.status === 200), JSON.stringify(fakeDx.received));
+    const seedPosts = fakeDx.received.filter((r) => r.body && recordKey(r.body as Record<string, unknown>) === seedKey);
+    check('the seeded day reached DX exactly once (after Flush Now too)', seedPosts.length === 1 && fakeDx.stored.filter((r) => recordKey(r) === seedKey).length === 1, JSON.stringify(fakeDx.received));
+    check('DX received nothing it refused', fakeDx.received.every((r) => r.status === 200), JSON.stringify(fakeDx.received.map((r) => ({ ...r, authorization: undefined }))));
 
     // 7. A crashed sidecar is restarted (with backoff), silently: no "server crashed" pop-up.
     process.kill(sidecar.pid, 'SIGKILL');
     const second = await waitFor('a new sidecar after kill -9', 60_000, () => ourProcesses(s.root).find((p) => isSidecar(p) && p.pid !== sidecar.pid));
-    check('the killed sidecar was replaced by a new one', second.pid !== sidecar.pid && second.argv[0] === barePython);
+    check('the killed sidecar was replaced by a new one', second.pid !== sidecar.pid && second.argv[0] === ctx.barePython);
     await waitFor('the status bar to come back after the restart', 60_000, async () => ((await statusBarText(page)) ?? '').includes(expectedAfter));
     const toasts = await page.locator('.notifications-toasts').allInnerTexts();
     check('no crash notification was shown', !toasts.some((t) => /crash|server|connection/i.test(t)), JSON.stringify(toasts));
@@ -603,109 +838,377 @@ async function main(): Promise<void> {
     const sidecarsNow = ourProcesses(s.root).filter(isSidecar);
     check('the settings change did not restart the sidecar', sidecarsNow.length === 1 && sidecarsNow[0].pid === second.pid, `was ${second.pid}, now ${sidecarsNow.map((p) => p.pid).join(',')}`);
 
-    // Measurements for the report.
+    // Timings for the report (memory: E2E_MEASURE, below).
     const host = ourProcesses(s.root).find((p) => p.pid === second.ppid);
     const sidecarNow = readProc(second.pid);
-    const measuredAtMs = Date.now() - wb.openedAt;
-    console.log(`measure: sidecar process seen ${sidecarSeenMs} ms after the page was opened; status bar showed tokens after ${statusShownMs} ms`);
+    console.log(`  measure: sidecar process seen ${sidecarSeenMs} ms after the page was opened; status bar showed tokens after ${statusShownMs} ms`);
     if (host) {
       console.log(
-        `measure: ${measuredAtMs} ms after opening: extension host pid ${host.pid} RSS ${(host.rssKb / 1024).toFixed(1)} MiB ` +
-          `(with this extension and the reporter); sidecar RSS ${((sidecarNow?.rssKb ?? 0) / 1024).toFixed(1)} MiB`,
+        `  measure: ${Date.now() - wb.openedAt} ms after opening: extension host RSS ${mib(host.rssKb)} (this extension and the reporter), ` +
+          `sidecar RSS ${mib(sidecarNow?.rssKb ?? 0)} (one sample; E2E_MEASURE=<rounds> compares with and without the extension)`,
       );
     }
     if (process.env.E2E_SCREENSHOTS) {
       fs.mkdirSync(process.env.E2E_SCREENSHOTS, { recursive: true });
       await page.screenshot({ path: path.join(process.env.E2E_SCREENSHOTS, 'workbench.png') });
-      await page.locator('.statusbar-item[id*="dxTelemetry"]').first().hover();
+      await page.locator(STATUS_ITEM).first().hover();
       await page.locator('.monaco-hover, .workbench-hover').first().waitFor({ state: 'visible', timeout: 10_000 }).catch(() => undefined);
       await page.screenshot({ path: path.join(process.env.E2E_SCREENSHOTS, 'status-hover.png') });
     }
     const runningLine = extensionLog(s.userData).split('\n').find((l) => l.includes('sidecar running'));
     if (runningLine) {
-      console.log(`measure: extension log: ${runningLine.trim()}`);
+      console.log(`  measure: extension log: ${runningLine.trim()}`);
     }
 
-    // 7. Stopping code-server leaves no sidecar behind.
-    await browser.close();
-    browser = undefined;
-    const stopped = await stopCodeServer(server.proc, 30_000);
-    check('code-server stopped on SIGTERM', stopped);
-    const leftovers = await waitFor('every process of this run to exit', 30_000, () => {
-      const left = ourProcesses(s.root);
-      return left.length === 0 ? [] : false;
-    }).catch(() => ourProcesses(s.root));
-    check('no sidecar (or any other process of this run) is left behind', leftovers.length === 0, leftovers.map((p) => `${p.pid} ${p.argv.join(' ')}`).join('; '));
+    // 9. Stopping code-server leaves no sidecar behind.
+    await wb.close();
+    wb = undefined;
+    await checkCleanStop(s, server);
+    server = undefined;
     const log = extensionLog(s.userData);
     check('the token never appears in the extension log', log.length > 0 && !log.includes(TOKEN));
-    server = undefined;
+  } catch (error) {
+    dumpLogs(s, server);
+    throw error;
+  } finally {
+    await shutdown(s, server, wb);
+    await fakeDx.close();
+  }
+}
 
-    if (process.env.E2E_MEASURE === '1' && host) {
-      await measureBaseline(s, codeServer, chromiumPath, [
-        [statusShownMs, hostAtStatus?.rssKb ?? 0],
-        [measuredAtMs, host.rssKb],
-      ]);
+// -- phase 2: the token set by the user, in SecretStorage -------------------------------------------
+
+async function phaseSecretStorage(ctx: Ctx): Promise<void> {
+  // A user's machine: python3 on the PATH of the login shell (~/.profile puts the bare one first;
+  // the extension host gets the login shell's environment), no DX_DATA_CLOUD_TOKEN anywhere, no
+  // interpreter setting, only the .vsix installed. DX_TELEMETRY_HOME points the data folder into
+  // the scratch folder; DX_E2E_RUN marks this phase's processes.
+  const s = makeScratch(ctx.top, 'sec', ctx.nodeBin);
+  fs.writeFileSync(path.join(s.home, '.profile'), `PATH="${path.dirname(ctx.barePython)}:$PATH"\nexport PATH\n`);
+  const fakeDx = await startFakeDx(SECRET_TOKEN);
+  let server: Server | undefined;
+  let wb: Workbench | undefined;
+  try {
+    const seedDate = await seedDataFolder(ctx, s);
+    const seedKey = `${EMAIL}|${seedDate}|${SEED_TOOL}`;
+    await installExtension(s, ctx.codeServer, ctx.vsix);
+    const userSettings = {
+      'dxTelemetry.email': EMAIL,
+      'dxTelemetry.tool': 'e2e-tool',
+      'dxTelemetry.instanceUrl': fakeDx.url,
+      'dxTelemetry.flush.delaySeconds': 0, // test-only: push at once instead of within 10 minutes
+    };
+    const settingsFile = path.join(s.userData, 'User', 'settings.json');
+    fs.writeFileSync(settingsFile, JSON.stringify(userSettings, null, 2));
+
+    server = await startCodeServer(s, ctx.codeServer, {});
+    wb = await openWorkbench(s, server.port, ctx.chromiumPath, s.profile);
+    let page = wb.page;
+
+    // 1. Without a token: the sidecar runs, the status bar warns, nothing is pushed.
+    const first = await waitFor('the sidecar process', 90_000, () => ourProcesses(s.root).find(isSidecar));
+    const procs = ourProcesses(s.root);
+    const withToken = procs.filter((p) => TOKEN_ENV in p.env);
+    check(
+      `no process of this phase has ${TOKEN_ENV} (code-server, extension host, sidecar: ${procs.length} processes)`,
+      withToken.length === 0 && procs.some(isExtensionHost),
+      withToken.map((p) => `${p.pid} ${p.argv.slice(0, 2).join(' ')}`).join('; '),
+    );
+    const found = extensionLog(s.userData).split('\n').find((l) => l.includes('starting the sidecar:')) ?? '';
+    check(
+      `the sidecar runs on the python3 of the login shell's PATH, no interpreter setting (${first.argv.join(' ')})`,
+      found.includes(`at ${ctx.barePython} (on the PATH)`) && (first.env.PATH ?? '').split(':').includes(path.dirname(ctx.barePython)),
+      `${found.trim()}; PATH=${first.env.PATH}`,
+    );
+    const warned = await waitForTokenWarning(page, 'the status bar to warn about the missing token');
+    check(
+      `the status bar warns: "${warned.item.text}" on the warning background, its aria-label naming the problem`,
+      warned.item.warning && warned.item.aria.includes(NO_TOKEN_PROBLEM),
+      warned.item.aria,
+    );
+    check(`its tooltip says what to do: "${warned.tooltip.split('\n')[0]}"`, warned.tooltip.includes("run 'DX Telemetry: Set API Token'"), warned.tooltip);
+    await waitFor('the sidecar to log that it does not push', 60_000, () => extensionLog(s.userData).includes(`not pushing: ${NO_TOKEN_PROBLEM}`));
+    check('nothing was sent to DX without a token', fakeDx.received.length === 0, JSON.stringify(fakeDx.received.map((r) => r.path)));
+    check('the extension log says no token is set', extensionLog(s.userData).includes('API token: none set'));
+
+    // 2. DX Telemetry: Set API Token, typed into the password box as a user does.
+    await startCommand(page, 'DX Telemetry: Set API Token');
+    const box = page.locator('.quick-input-widget input[type="password"]');
+    await box.waitFor({ state: 'visible', timeout: 30_000 });
+    const boxTitle = (await page.locator('.quick-input-widget .quick-input-title').innerText().catch(() => '')).trim();
+    check(`Set API Token asks in a password box ("${boxTitle}")`, /API Token/.test(boxTitle));
+    await box.focus();
+    await page.keyboard.type(SECRET_TOKEN, { delay: 5 });
+    await waitFor('the typed token in the box', 10_000, async () => (await box.inputValue()) === SECRET_TOKEN);
+    await page.keyboard.press('Enter');
+    await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 30_000 });
+    await page.locator('.notifications-toasts', { hasText: /token saved/ }).first().waitFor({ state: 'visible', timeout: 30_000 });
+    check('the token was accepted ("token saved")', true);
+
+    // 3. The sidecar restarts with it, and yesterday reaches DX once, with that token.
+    const second = await waitFor('a new sidecar with the stored token', 60_000, () => ourProcesses(s.root).find((p) => isSidecar(p) && p.pid !== first.pid && p.env[TOKEN_ENV] === SECRET_TOKEN));
+    await waitFor('the first sidecar to exit', 30_000, () => !ourProcesses(s.root).some((p) => p.pid === first.pid));
+    check('the sidecar restarted with the stored token in its environment (and the old one exited)', true);
+    const record = await waitFor('the seeded day at the fake DX', 60_000, () => fakeDx.stored.find((r) => recordKey(r) === seedKey));
+    check('yesterday was pushed with its exact totals', hasSeedTotals(record), JSON.stringify(record));
+    check(
+      'every request DX received carried "Authorization: Bearer <the typed token>" and was accepted',
+      fakeDx.received.length >= 1 && fakeDx.received.every((r) => r.authorization === `Bearer ${SECRET_TOKEN}` && r.status === 200),
+      JSON.stringify(fakeDx.received.map((r) => ({ path: r.path, status: r.status, authorized: r.authorization === `Bearer ${SECRET_TOKEN}` }))),
+    );
+    const calm = await waitFor('the status bar warning to go away', 60_000, async () => {
+      const i = await statusItem(page);
+      return i && !i.warning && i.text.includes(`DX ${TODAY_TOKENS.toLocaleString('en-US')}`) ? i : undefined;
+    });
+    check(`the status bar no longer warns (${calm.text})`, true);
+
+    // 4. The token is nowhere but in the sidecar's environment.
+    const log = extensionLog(s.userData);
+    check('the extension log says the token comes from secret storage', log.includes('restarting the sidecar: the API token changed') && log.includes('API token: from secret storage'));
+    check('the token is not in the extension log', log.length > 0 && !log.includes(SECRET_TOKEN));
+    const argvLeaks = ourProcesses(s.root).filter((p) => p.cmdline.includes(SECRET_TOKEN));
+    check(`the token is not in the sidecar's argv (/proc/${second.pid}/cmdline) nor any other process's`, !second.cmdline.includes(SECRET_TOKEN) && argvLeaks.length === 0, argvLeaks.map((p) => String(p.pid)).join(', '));
+    const dataFiles = filesContaining(s.dxHome, SECRET_TOKEN);
+    check(`the token is in no file under the data folder (${dataFiles.scanned} files)`, dataFiles.scanned > 0 && dataFiles.hits.length === 0, dataFiles.hits.join(', '));
+    const settingsNow = fs.readFileSync(settingsFile, 'utf8');
+    check(
+      "the user-data-dir's settings.json holds only what the user wrote (no token)",
+      !settingsNow.includes(SECRET_TOKEN) && JSON.stringify(JSON.parse(settingsNow)) === JSON.stringify(userSettings),
+      settingsNow,
+    );
+    const userDataFiles = filesContaining(s.userData, SECRET_TOKEN);
+    check(`the token is in no file under the user-data-dir (${userDataFiles.scanned} files: settings, logs, state)`, userDataFiles.hits.length === 0, userDataFiles.hits.join(', '));
+
+    // 5. The next day: the editor is closed and opened again (code-server and the browser, the
+    //    same profile and origin). While it is closed the token is stored on disk (code-server
+    //    keeps SecretStorage in the browser's localStorage, AES-encrypted with a key half from
+    //    <user-data-dir>/serve-web-key-half), but in clear text nowhere. When it opens again the
+    //    stored token is used, and the pushed day is not pushed again.
+    await wb.close();
+    wb = undefined;
+    const port = server.port;
+    await checkCleanStop(s, server, ' (closing the editor)');
+    server = undefined;
+    const atRest = filesContaining(s.root, SECRET_TOKEN);
+    check(
+      `with the editor closed and the token stored, no file of the phase holds it in clear text (${atRest.scanned} files: data folder, user-data-dir, extensions, HOME, TMPDIR, Chromium profile)`,
+      atRest.hits.length === 0,
+      atRest.hits.join(', '),
+    );
+    const vault = filesContaining(s.profile, 'secrets.provider');
+    check(`where it is stored: the browser profile's localStorage holds code-server's secret store (${vault.hits.map((h) => path.relative(s.profile, h)).join(', ')})`, vault.hits.length > 0);
+    server = await startCodeServer(s, ctx.codeServer, {}, port);
+    wb = await openWorkbench(s, server.port, ctx.chromiumPath, s.profile);
+    page = wb.page;
+    const reopened = await waitFor('the sidecar of the reopened editor', 90_000, () => ourProcesses(s.root).find(isSidecar));
+    check(`after reopening the editor, the sidecar starts with the stored token (pid ${reopened.pid})`, reopened.env[TOKEN_ENV] === SECRET_TOKEN);
+    const calmAgain = await waitFor('the status bar without a warning', 60_000, async () => {
+      const i = await statusItem(page);
+      return i && !i.warning && /DX \d/.test(i.text) ? i : undefined;
+    });
+    check(`and the status bar shows no warning (${calmAgain.text})`, true);
+    await runCommand(page, 'DX Telemetry: Flush Now');
+    await page.locator('.notifications-toasts', { hasText: /nothing to push/ }).first().waitFor({ state: 'visible', timeout: 30_000 });
+    check('Flush Now in the reopened editor finds nothing to push', fakeDx.received.length === 1, `${fakeDx.received.length} requests`);
+
+    // 6. Clear API Token: no token again, and no fallback (none is inherited here).
+    await runCommand(page, 'DX Telemetry: Clear API Token');
+    await page.locator('.notifications-toasts', { hasText: /Days are not pushed to DX until a token is set/ }).first().waitFor({ state: 'visible', timeout: 30_000 });
+    check('Clear API Token says days wait for a token (not "from the environment")', true);
+    const third = await waitFor('a new sidecar after the token was cleared', 60_000, () => ourProcesses(s.root).find((p) => isSidecar(p) && p.pid !== reopened.pid));
+    check(`the restarted sidecar has no ${TOKEN_ENV} at all`, !(TOKEN_ENV in third.env), third.env[TOKEN_ENV] === SECRET_TOKEN ? 'the cleared token' : 'some other value');
+    const rewarned = await waitForTokenWarning(page, 'the status bar to warn again');
+    check(`the status bar warns again (${rewarned.item.text}): "${rewarned.tooltip.split('\n')[0]}"`, rewarned.item.warning && rewarned.item.aria.includes(NO_TOKEN_PROBLEM), rewarned.item.aria);
+    await waitFor('the log to say no token is set, twice', 30_000, () => occurrences(extensionLog(s.userData), 'API token: none set') >= 2);
+    check('the log says "from secret storage" for the restart and for the reopened editor', occurrences(extensionLog(s.userData), 'API token: from secret storage') >= 2);
+    const log2 = extensionLog(s.userData);
+    check('no inherited-environment fallback was used', !log2.includes('inherited from the environment'));
+    check('yesterday reached DX exactly once (across the restart too)', fakeDx.stored.filter((r) => recordKey(r) === seedKey).length === 1 && fakeDx.received.length === 1, `${fakeDx.received.length} requests`);
+
+    // 7. A clean stop; then the whole phase folder, Chromium's profile included, holds no token.
+    await wb.close();
+    wb = undefined;
+    await checkCleanStop(s, server, ' (at the end)');
+    server = undefined;
+    const everything = filesContaining(s.root, SECRET_TOKEN);
+    check(
+      `after Clear API Token and shutdown, still no file of the phase holds the token (${everything.scanned} files)`,
+      everything.hits.length === 0,
+      everything.hits.join(', '),
+    );
+  } catch (error) {
+    dumpLogs(s, server);
+    throw error;
+  } finally {
+    await shutdown(s, server, wb);
+    await fakeDx.close();
+  }
+}
+
+// -- measurement only (E2E_MEASURE): the extension host's memory with and without the extension ----
+
+interface MemorySample {
+  variant: 'with' | 'without';
+  round: number;
+  rssKb: number;
+  pssKb: number;
+  rssMin: number;
+  rssMax: number;
+  sidecarRssKb?: number;
+}
+
+/**
+ * Not a test. `rounds` code-server runs with only this extension installed and as many with none,
+ * alternated (with, without, without, with, ...) so drift hits both alike; every run is a fresh
+ * scratch folder with the same settings, token and window. At the same window age, after the
+ * extension settled (its status bar shows), nine samples of the extension host's RSS and PSS
+ * 0.5 s apart; the run's value is their median, the variant's the median over its runs.
+ */
+async function measureMemory(ctx: Ctx, rounds: number): Promise<void> {
+  const ageMs = Number(process.env.E2E_MEASURE_AGE_MS ?? 20_000);
+  const samplesPerRun = 9;
+  const fakeDx = await startFakeDx(TOKEN);
+  const results: MemorySample[] = [];
+  try {
+    for (let round = 0; round < rounds; round += 1) {
+      const order: Array<'with' | 'without'> = round % 2 === 0 ? ['with', 'without'] : ['without', 'with'];
+      for (const variant of order) {
+        const s = makeScratch(ctx.top, `m${round}${variant === 'with' ? 'w' : 'o'}`, ctx.nodeBin);
+        if (variant === 'with') {
+          await installExtension(s, ctx.codeServer, ctx.vsix);
+        }
+        writeUserSettings(s, { 'dxTelemetry.email': EMAIL, 'dxTelemetry.tool': 'e2e-tool', 'dxTelemetry.instanceUrl': fakeDx.url, 'dxTelemetry.flush.delaySeconds': 0 });
+        writeMachineSettings(s, { 'dxTelemetry.python.interpreter': ctx.barePython });
+        let server: Server | undefined;
+        let wb: Workbench | undefined;
+        try {
+          server = await startCodeServer(s, ctx.codeServer, { [TOKEN_ENV]: TOKEN });
+          wb = await openWorkbench(s, server.port, ctx.chromiumPath);
+          const page = wb.page;
+          const host = await waitFor('the extension host', 60_000, () => ourProcesses(s.root).find(isExtensionHost));
+          if (variant === 'with') {
+            await waitFor('the status bar', ageMs + 30_000, async () => /DX \d/.test((await statusBarText(page)) ?? ''));
+          }
+          const openedAt = wb.openedAt;
+          const age = await waitFor(`the window to be ${ageMs} ms old`, ageMs + 30_000, () => (Date.now() - openedAt >= ageMs ? Date.now() - openedAt : false), 50);
+          const rss: number[] = [];
+          const pss: number[] = [];
+          for (let i = 0; i < samplesPerRun; i += 1) {
+            if (i) {
+              await new Promise((resolve) => setTimeout(resolve, 500)); // the sampling interval
+            }
+            const p = readProc(host.pid);
+            const q = readPssKb(host.pid);
+            if (!p || q === undefined) {
+              throw new Error('the extension host went away while it was measured');
+            }
+            rss.push(p.rssKb);
+            pss.push(q);
+          }
+          const sidecar = ourProcesses(s.root).find(isSidecar);
+          const sample: MemorySample = { variant, round, rssKb: median(rss), pssKb: median(pss), rssMin: Math.min(...rss), rssMax: Math.max(...rss), sidecarRssKb: sidecar?.rssKb };
+          results.push(sample);
+          console.log(
+            `  measure: run ${results.length} (${variant} the extension), window ${age} ms old: extension host RSS median ${mib(sample.rssKb)} ` +
+              `(${mib(sample.rssMin)}..${mib(sample.rssMax)} over ${samplesPerRun} samples), PSS median ${mib(sample.pssKb)}` +
+              (sample.sidecarRssKb ? `; sidecar RSS ${mib(sample.sidecarRssKb)}` : ''),
+          );
+        } finally {
+          await shutdown(s, server, wb);
+          fs.rmSync(s.root, { recursive: true, force: true });
+        }
+      }
+    }
+  } finally {
+    await fakeDx.close();
+  }
+  const of = (variant: 'with' | 'without', field: 'rssKb' | 'pssKb') => results.filter((r) => r.variant === variant).map((r) => r[field]);
+  for (const field of ['rssKb', 'pssKb'] as const) {
+    const withKb = of('with', field);
+    const withoutKb = of('without', field);
+    const range = (v: number[]) => `${mib(Math.min(...v))}..${mib(Math.max(...v))}`;
+    console.log(
+      `  measure: extension host ${field === 'rssKb' ? 'RSS' : 'PSS'} at ${ageMs} ms, median of ${rounds} run(s) each: ` +
+        `${mib(median(withKb))} with the extension (runs ${range(withKb)}), ${mib(median(withoutKb))} without (runs ${range(withoutKb)}): ` +
+        `+${mib(median(withKb) - median(withoutKb))}`,
+    );
+  }
+  const sidecars = results.filter((r) => r.sidecarRssKb).map((r) => r.sidecarRssKb!);
+  if (sidecars.length) {
+    console.log(`  measure: the sidecar process itself (separate from the extension host): RSS median ${mib(median(sidecars))}`);
+  }
+}
+
+// -- main ------------------------------------------------------------------------------------------
+
+async function phase(title: string, fn: () => Promise<void>): Promise<boolean> {
+  const started = Date.now();
+  console.log(`\n${title}`);
+  let ok = true;
+  try {
+    await fn();
+  } catch (error) {
+    failures += 1;
+    ok = false;
+    console.log(`  FAIL ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
+  }
+  console.log(`  (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  return ok;
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const top = fs.mkdtempSync(path.join(os.tmpdir(), 'dx-e2e-'));
+  console.log(`e2e scratch: ${top}`);
+  let keep = process.env.E2E_KEEP === '1';
+  try {
+    const nodeBin = env('NODE24_BIN');
+    // A Python with no packages at all: the sidecar must run from the bundled libs alone.
+    const bareRoot = path.join(top, 'bare-python');
+    const bare = await run('python3', ['-m', 'venv', '--without-pip', bareRoot], { env: { ...process.env, TMPDIR: top } });
+    if (bare.code !== 0) {
+      throw new Error(`python3 -m venv failed: ${bare.stderr}`);
+    }
+    const ctx: Ctx = {
+      codeServer: env('CODE_SERVER'),
+      nodeBin,
+      dxCli: env('DX_CLI'),
+      vsix: env('VSIX'),
+      chromiumPath: env('CHROMIUM', '/usr/bin/chromium'),
+      extensionRoot: path.resolve(__dirname, '..', '..', '..'),
+      top,
+      barePython: path.join(bareRoot, 'bin', 'python3'),
+    };
+    const noPygls = await run(ctx.barePython, ['-c', 'import pygls'], { env: { PATH: process.env.PATH, HOME: top } });
+    check('the bare interpreter has no packages (import pygls fails there)', noPygls.code !== 0 && /ModuleNotFoundError/.test(noPygls.stderr), noPygls.stderr);
+
+    const only = process.env.E2E_ONLY; // development: run one phase
+    if (!only || only === '1') {
+      await phase('phase 1: the token inherited from the environment, the reporter extension', () => phaseEnvironmentToken(ctx));
+    }
+    if (!only || only === '2') {
+      await phase('phase 2: the token set by the user (Set API Token, SecretStorage), then cleared', () => phaseSecretStorage(ctx));
+    }
+    const rounds = Number(process.env.E2E_MEASURE ?? 0);
+    if (rounds > 0) {
+      await phase(`memory (E2E_MEASURE=${rounds}; not a test)`, () => measureMemory(ctx, rounds));
     }
   } catch (error) {
     failures += 1;
-    keep = true;
     console.log(`  FAIL ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
-    if (server) {
-      console.log(`--- code-server log (last 40 lines)\n${server.log.slice(-40).join('\n')}`);
-    }
-    console.log(extensionLog(s.userData).slice(-6000));
   } finally {
-    await browser?.close().catch(() => undefined);
-    if (server) {
-      await stopCodeServer(server.proc, 10_000);
-      killGroup(server.proc);
+    if (failures) {
+      keep = true;
     }
-    for (const p of ourProcesses(s.root)) {
-      try {
-        process.kill(p.pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-    await fakeDx.close();
-    if (keep || failures) {
-      console.log(`scratch kept: ${s.root}`);
+    if (keep) {
+      console.log(`scratch kept: ${top}`);
     } else {
-      fs.rmSync(s.root, { recursive: true, force: true });
+      fs.rmSync(top, { recursive: true, force: true });
     }
   }
   console.log(`\ne2e (real VS Code ${process.env.CODE_SERVER ? 'via code-server' : ''}): ${((Date.now() - started) / 1000).toFixed(1)} s`);
   console.log(`${passes} passed, ${failures} failed`);
   process.exitCode = failures ? 1 : 0;
-}
-
-/**
- * Measurement only (E2E_MEASURE=1), not a test: the extension host's RSS in the same setup
- * with this extension uninstalled (the reporter stays), read at the same age of the window.
- */
-async function measureBaseline(s: Scratch, codeServer: string, chromiumPath: string, points: Array<[number, number]>): Promise<void> {
-  const r = await run(codeServer, ['--user-data-dir', s.userData, '--extensions-dir', s.extensions, '--config', path.join(s.root, 'config', 'code-server.yaml'), '--uninstall-extension', EXTENSION_ID], { env: s.env });
-  if (r.code !== 0) {
-    throw new Error(`uninstalling ${EXTENSION_ID} failed: ${r.stdout}${r.stderr}`);
-  }
-  fs.rmSync(path.join(s.workspace, '.vscode'), { recursive: true, force: true });
-  const server = await startCodeServer(s, codeServer, {});
-  const wb = await openWorkbench(s, server.port, chromiumPath);
-  try {
-    const host = await waitFor('the bare extension host', 60_000, () => ourProcesses(s.root).find(isExtensionHost));
-    for (const [atMs, withKb] of points) {
-      await waitFor(`the window to be ${atMs} ms old`, atMs + 10_000, () => Date.now() - wb.openedAt >= atMs, 100);
-      const without = readProc(host.pid)?.rssKb ?? 0;
-      console.log(
-        `measure: extension host RSS ${atMs} ms after opening: ${(withKb / 1024).toFixed(1)} MiB with this extension, ` +
-          `${(without / 1024).toFixed(1)} MiB without it (reporter only): +${((withKb - without) / 1024).toFixed(1)} MiB`,
-      );
-    }
-  } finally {
-    await wb.browser.close();
-    await stopCodeServer(server.proc, 10_000);
-    killGroup(server.proc);
-  }
 }
 
 void main();
