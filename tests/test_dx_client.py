@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import email.utils
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -41,22 +40,6 @@ def a_record(**changes: Any) -> dict[str, Any]:
     }
     record.update(changes)
     return record
-
-
-class QuickFakeDx(FakeDx):
-    """The same server, polling for shutdown every 10 ms instead of 500 ms (fast teardown)."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__(token)
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-
-
-@pytest.fixture
-def dx() -> Iterator[FakeDx]:
-    with QuickFakeDx(TEST_TOKEN) as server:
-        yield server
 
 
 @pytest.fixture

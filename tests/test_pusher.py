@@ -109,22 +109,6 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, what: str = ""
         time.sleep(0.01)
 
 
-class QuickFakeDx(FakeDx):
-    """The same server, polling for shutdown every 10 ms instead of 500 ms (fast teardown)."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__(token)
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-
-
-@pytest.fixture
-def dx() -> Iterator[FakeDx]:
-    with QuickFakeDx(TEST_TOKEN) as server:
-        yield server
-
-
 class Clock:
     def __init__(self, now: datetime) -> None:
         self.now = now
