@@ -18,14 +18,20 @@ run: $(STAMP)
 test: lint typecheck pytest ext-test
 
 lint: $(STAMP)
-	$(BIN)/ruff check dx_lsp_telemetry tests
-	$(BIN)/ruff format --check dx_lsp_telemetry tests
+	$(BIN)/ruff check dx_lsp_telemetry tests benchmarks
+	$(BIN)/ruff format --check dx_lsp_telemetry tests benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP) peers
 	CCUSAGE=$(CCUSAGE) $(BIN)/pytest
+
+# Benchmarks print tables; they are not part of `make test` (numbers, not pass/fail).
+.PHONY: bench
+bench: $(STAMP) peers
+	$(BIN)/python benchmarks/sidecar_startup.py 10
+	CCUSAGE=$(CCUSAGE) $(BIN)/python benchmarks/claude_ingest.py
 
 # Peer tools the tests compare against (ccusage).
 include tests/peers/peers.mk

@@ -64,12 +64,13 @@ async def main(runs: int) -> None:
     rss = [r[2] / 1024 for r in results]
     print(f"sidecar start-up, {runs} runs, Python {sys.version.split()[0]}")
     print(f"{'measure':<44} {'median':>9} {'min':>9} {'max':>9}")
-    for name, values, unit in (
-        ("spawn -> initialize answered (ms)", init, ""),
-        ("spawn -> first dxTelemetry/status (ms)", ready, ""),
-        ("resident memory after start (MiB)", rss, ""),
+    for name, values in (
+        ("spawn -> initialize answered (ms)", init),
+        ("spawn -> first dxTelemetry/status (ms)", ready),
+        ("resident memory after start (MiB)", rss),
     ):
-        print(f"{name:<44} {statistics.median(values):>9.1f} {min(values):>9.1f} {max(values):>9.1f}{unit}")
+        median = statistics.median(values)
+        print(f"{name:<44} {median:>9.1f} {min(values):>9.1f} {max(values):>9.1f}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from dx_lsp_telemetry.days import utc_dates_overlapping, window_days
+from dx_lsp_telemetry.days import DayBoundary, utc_dates_overlapping, window_days
 from dx_lsp_telemetry.ledger import LedgerEntry
 from dx_lsp_telemetry.ledger_index import LedgerIndex
 from dx_lsp_telemetry.settings import Settings
@@ -19,10 +19,12 @@ def window_index(index: LedgerIndex, settings: Settings, now: datetime) -> list[
 
 
 def day_tools(index: LedgerIndex, settings: Settings, day: date) -> dict[str, list[LedgerEntry]]:
-    """The day's events per tool; an inactive day (markers, no usage) has the `tool` setting."""
-    by_tool: dict[str, list[LedgerEntry]] = {}
-    for entry in index.by_day(settings.day_boundary).get(day, []):
-        by_tool.setdefault(entry.event.tool, []).append(entry)
+    """The day's events per tool; an inactive day (markers, no usage) has the `tool` setting.
+
+    The lists are shared with the index's memo: read them, do not change them.
+    """
+    boundary = settings.day_boundary
+    by_tool = dict(index.memo(boundary, day, "tools", lambda: _by_tool(index, boundary, day)))
     if (
         not by_tool
         and settings.report_inactive_days
@@ -31,6 +33,13 @@ def day_tools(index: LedgerIndex, settings: Settings, day: date) -> dict[str, li
     ):
         by_tool[settings.tool] = []
     return dict(sorted(by_tool.items()))
+
+
+def _by_tool(index: LedgerIndex, boundary: DayBoundary, day: date) -> dict[str, list[LedgerEntry]]:
+    by_tool: dict[str, list[LedgerEntry]] = {}
+    for entry in index.of_day(boundary, day):
+        by_tool.setdefault(entry.event.tool, []).append(entry)
+    return by_tool
 
 
 def cover_of(index: LedgerIndex, settings: Settings, day: date) -> dict[str, int]:

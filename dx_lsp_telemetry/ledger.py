@@ -99,19 +99,19 @@ class LedgerWriter:
 
     def append_lines(self, lines: Iterable[tuple[datetime, dict[str, Any]]]) -> None:
         """Write lines into the files of their UTC dates (taking the lock if not held)."""
-        by_file: dict[Path, list[dict[str, Any]]] = {}
+        by_file: dict[date, list[dict[str, Any]]] = {}
         for ts, line in lines:
-            path = ledger_path(self.ledger_dir, ts.astimezone(timezone.utc).date())
-            by_file.setdefault(path, []).append(line)
+            by_file.setdefault(ts.astimezone(timezone.utc).date(), []).append(line)
         if not by_file:
             return
         try:
             with self.locked():
                 # stamped under the lock, so recorded_at orders appends across processes
                 stamp = format_ts(datetime.now(timezone.utc))
-                for path, file_lines in by_file.items():
+                for utc_date, file_lines in by_file.items():
                     self._write(
-                        path, [_encode({**line, "recorded_at": stamp}) for line in file_lines]
+                        ledger_path(self.ledger_dir, utc_date),
+                        [_encode({**line, "recorded_at": stamp}) for line in file_lines],
                     )
         except Timeout as exc:
             raise LedgerError(

@@ -76,11 +76,15 @@ def day_entries(
     for day in days:
         for tool, entries in day_tools(index, settings, day).items():
             pushed = journal.get((target.destination, target.email, day.isoformat(), tool))
-            result.append(_day_entry(day, tool, today, entries, pushed, split_late))
+            result.append(
+                _day_entry(index, settings, day, tool, today, entries, pushed, split_late)
+            )
     return result
 
 
 def _day_entry(
+    index: LedgerIndex,
+    settings: Settings,
     day: date,
     tool: str,
     today: date,
@@ -89,7 +93,7 @@ def _day_entry(
     split_late: bool,
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {"date": day.isoformat(), "tool": tool, "state": "pending"}
-    counted, late = entries, list[LedgerEntry]()
+    cover: dict[str, int] | None = None
     sent: dict[str, Any] | None = None
     if day == today:
         entry["state"] = "open"
@@ -102,12 +106,34 @@ def _day_entry(
         if pushed.state == "pending" and pushed.retry_at:
             entry["retryAt"] = pushed.retry_at
         if split_late and pushed.state in ("pushed", "outbox", "unconfirmed") and pushed.cover:
-            counted, late = split_by_cover(entries, pushed.cover)
+            cover = pushed.cover
             sent = pushed.totals  # what DX holds, even if a bigger version came later
-    entry["totals"] = sent if sent is not None else _totals(counted, tool)
-    if late:
-        entry["late"] = _totals(late, tool)
+    # the sums are remembered until the day's events change: a new event costs its day only
+    boundary = settings.day_boundary
+    if cover is None:
+        totals, late = index.memo(
+            boundary, day, ("totals", tool), lambda: (_totals(entries, tool), None)
+        )
+    else:
+        split = cover
+        totals, late = index.memo(
+            boundary,
+            day,
+            ("split", tool, tuple(sorted(split.items()))),
+            lambda: _split_totals(entries, split, tool),
+        )
+    entry["totals"] = sent if sent is not None else dict(totals)
+    if late is not None:
+        entry["late"] = dict(late)
     return entry
+
+
+def _split_totals(
+    entries: list[LedgerEntry], cover: dict[str, int], tool: str
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(totals of what a record computed at `cover` included, of what came later or None)."""
+    counted, late = split_by_cover(entries, cover)
+    return _totals(counted, tool), (_totals(late, tool) if late else None)
 
 
 def _totals(entries: list[LedgerEntry], tool: str) -> dict[str, Any]:

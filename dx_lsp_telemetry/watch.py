@@ -7,10 +7,36 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirModifiedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 
 log = logging.getLogger(__name__)
+
+#: every kind of event but a file opened or closed unwritten (reads: never a change), so that
+#: readers of the watched files (status refreshes, other windows, the CLI) cost no event at all
+CHANGES: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileDeletedEvent,
+    FileMovedEvent,
+    FileClosedEvent,
+    DirCreatedEvent,
+    DirModifiedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+]
 
 
 class _Hint(FileSystemEventHandler):
@@ -47,7 +73,7 @@ class DirectoryWatch:
         observer.daemon = True
         for d in self._dirs:
             try:
-                observer.schedule(self._handler, str(d), recursive=False)
+                observer.schedule(self._handler, str(d), recursive=False, event_filter=CHANGES)
             except OSError as exc:
                 problems.append(f"cannot watch {d}: {exc}")
         try:

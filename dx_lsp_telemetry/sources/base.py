@@ -29,6 +29,8 @@ class SourceRecord:
     cache_write_tokens: int = 0
     cache_read_tokens: int = 0
     cost_usd: float | None = None
+    #: of `cache_write_tokens`, those cached for an hour (priced above the 5-minute ones)
+    cache_write_1h_tokens: int = 0
 
     @property
     def token_total(self) -> int:

@@ -77,6 +77,9 @@ class Codex(Source):
         return [h / d for h in homes for d in ("sessions", "archived_sessions") if (h / d).is_dir()]
 
     def files(self, homes: Iterable[Path]) -> Iterator[Path]:
+        # every rollout is indexed before any is read: a fork's parent may come later in path
+        # order (archived, or named after it), and its rows must be known to skip the replay
+        found: list[Path] = []
         seen: set[str] = set()
         for root in self.watch_dirs(homes):
             for path in walk_files(root, ".jsonl"):
@@ -84,7 +87,8 @@ class Codex(Source):
                 if real not in seen:
                     seen.add(real)
                     self._index(path)
-                    yield path
+                    found.append(path)
+        yield from found
 
     def wants(self, path: Path) -> bool:
         return path.suffix == ".jsonl" and bool({"sessions", "archived_sessions"} & set(path.parts))
@@ -125,8 +129,10 @@ class Codex(Source):
         if not isinstance(info, dict):
             return None  # rate-limit refreshes carry no usage
         timestamp = parse_ts(line["timestamp"])
-        total = _usage(info.get("total_token_usage"))
-        last = _usage(info.get("last_token_usage"))
+        raw_total, raw_last = info.get("total_token_usage"), info.get("last_token_usage")
+        total, last = _usage(raw_total), _usage(raw_last)
+        if (raw_total is not None and total is None) or (raw_last is not None and last is None):
+            raise ValueError("a token count is not a non-negative integer")
         model = payload.get("model") or info.get("model") or state.get("model") or FALLBACK_MODEL
         if total is None:
             if last is None:
@@ -176,6 +182,8 @@ class Codex(Source):
         meta = self._meta.get(key)
         if meta is None:
             meta = _read_meta(path)
+            if meta is None:  # the first line is still being written: look again next time
+                return _Meta(None, None, None)
             self._meta[key] = meta
             if meta.session and (
                 "archived_sessions" not in path.parts or meta.session not in self._by_session
@@ -230,13 +238,19 @@ def _turn_model(line: bytes) -> str | None:
     return None
 
 
-def _read_meta(path: Path) -> _Meta:
-    """The session id, its parent (fork or subagent spawn) and start, from the first line."""
+def _read_meta(path: Path) -> _Meta | None:
+    """The session id, its parent (fork or subagent spawn) and start, from the first line; None
+    while that line is not complete."""
     try:
         with open(path, "rb") as f:
             first = f.readline()
+    except OSError:
+        return None
+    if not first.endswith(b"\n"):
+        return None
+    try:
         line = json.loads(first)
-    except (OSError, ValueError):
+    except ValueError:
         return _Meta(None, None, None)
     if not isinstance(line, dict) or line.get("type") != "session_meta":
         return _Meta(None, None, None)

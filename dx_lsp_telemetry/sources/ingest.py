@@ -12,7 +12,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -39,7 +39,10 @@ class ScanStats:
     files_read: int = 0
     records: int = 0
     skipped: int = 0
+    #: shown (stderr, the log) with the file's name
     problems: list[str] = field(default_factory=list)
+    #: what `sources` shows: without the file's name (it names a session), as it is stored
+    last_error: str | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -77,6 +80,7 @@ def to_event(source: Source, record: SourceRecord, options: IngestOptions) -> Us
             output_tokens=record.output_tokens,
             cache_write_tokens=record.cache_write_tokens,
             cache_read_tokens=record.cache_read_tokens,
+            cache_write_1h_tokens=record.cache_write_1h_tokens,
         )
         if estimate is not None and estimate > 0:
             # the float text keeps the ledger's exact-decimal rule (shortest repr)
@@ -132,12 +136,11 @@ class Ingestor:
         try:
             self._lock.acquire(timeout=LOCK_WAIT_SECONDS)
         except Timeout:
-            stats.problems.append(f"{self.source.label}: another process is reading these logs")
+            stats.last_error = f"{self.source.label}: another process is reading these logs"
+            stats.problems.append(stats.last_error)
             return stats
         try:
-            self.checkpoints = Checkpoints(
-                self.checkpoints.path
-            )  # another process may have moved on
+            self.checkpoints.refresh()  # another process may have moved on
             seen: set[str] = set()
             pending: list[UsageEvent] = []
             for path in files:
@@ -161,32 +164,38 @@ class Ingestor:
             result = self.source.read(path, state)
         except OSError as exc:
             if not isinstance(exc, FileNotFoundError):
-                stats.problems.append(f"{path.name}: {exc.strerror or exc}")
+                _problem(stats, path, str(exc.strerror or exc))
             return
         if result.problem:
-            stats.problems.append(f"{path.name}: {result.problem}")
+            _problem(stats, path, result.problem)
         if result.retry:
             return  # half-written: the next hint or scan reads it again
         if result.records:
             stats.files_read += 1
         now = self._clock()
-        for record in result.records:
+        # copies of a record within the file (streaming snapshots): only the one the ledger
+        # would keep is written: the larger total, on a tie the later (UTC date, position)
+        winners: dict[str, tuple[tuple[int, date, int], SourceRecord]] = {}
+        for position, record in enumerate(result.records):
             if not self._acceptable(record, now):
                 stats.skipped += 1
                 continue
-            pending.append(to_event(self.source, record, self.options))
             stats.records += 1
+            rank = (record.token_total, record.timestamp.astimezone(timezone.utc).date(), position)
+            old = winners.get(record.key)
+            if old is None or rank > old[0]:
+                winners[record.key] = (rank, record)
+        pending.extend(to_event(self.source, r, self.options) for _, r in winners.values())
         # in memory only: the checkpoint file is saved after the last batch reached the ledger
         self.checkpoints.update(path, result.state)
 
     def _acceptable(self, record: SourceRecord, now: datetime) -> bool:
-        counts = (
-            record.input_tokens,
-            record.output_tokens,
-            record.cache_write_tokens,
-            record.cache_read_tokens,
-        )
-        if any(not 0 <= c <= MAX_TOKENS for c in counts) or record.token_total == 0:
+        if not (
+            0 <= record.input_tokens <= MAX_TOKENS
+            and 0 <= record.output_tokens <= MAX_TOKENS
+            and 0 <= record.cache_write_tokens <= MAX_TOKENS
+            and 0 <= record.cache_read_tokens <= MAX_TOKENS
+        ) or (record.token_total == 0):
             return False
         if record.timestamp > now + MAX_FUTURE:
             return False
@@ -205,10 +214,15 @@ class Ingestor:
         if full:
             summary["lastScan"] = summary["lastRead"]
             summary["files"] = stats.files
-        if stats.problems:
-            summary["lastError"] = stats.problems[-1]
+        if stats.last_error:
+            summary["lastError"] = stats.last_error
             summary["lastErrorAt"] = summary["lastRead"]
         self.checkpoints.dirty = True
+
+
+def _problem(stats: ScanStats, path: Path, text: str) -> None:
+    stats.problems.append(f"{path.name}: {text}")
+    stats.last_error = f"a log file: {text}"
 
 
 def oldest_day(today: date, retention_days: int, since: date | None) -> date:

@@ -106,6 +106,8 @@ class SourceWatcher:
         from watchdog.events import FileSystemEvent, FileSystemEventHandler
         from watchdog.observers import Observer
 
+        from dx_lsp_telemetry.watch import CHANGES
+
         watcher = self
 
         class Hint(FileSystemEventHandler):
@@ -118,7 +120,7 @@ class SourceWatcher:
         observer.daemon = True
         for directory in dirs:
             try:
-                observer.schedule(Hint(), str(directory), recursive=True)
+                observer.schedule(Hint(), str(directory), recursive=True, event_filter=CHANGES)
             except OSError as exc:  # inotify watch or instance limits, permissions
                 self._log_once(
                     f"cannot watch {directory} ({exc}); the periodic scan still reads it"
