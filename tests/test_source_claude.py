@@ -466,6 +466,8 @@ def test_months_of_history_count_once_within_retention_and_since_narrows(tmp_pat
     since = (datetime.now(timezone.utc).date() - timedelta(days=10)).isoformat()
     scan_cli(narrow, "--path", str(logs), "--since", since)
     assert ledger_tokens(narrow) == {day: t for day, t in expected.items() if day >= since}
+    scan_cli(narrow, "--path", str(logs))  # --since left the older history unread, not lost
+    assert ledger_tokens(narrow) == kept
 
 
 def ledger_tokens(data: Path) -> dict[str, tuple[int, int, int, int]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -79,6 +80,16 @@ class Source(ABC):
 
     #: rewritten files are re-read only after this many seconds of quiet
     debounce_seconds: ClassVar[float] = 0.2
+
+
+def files_under(roots: Iterable[Path], suffix: str) -> Iterator[Path]:
+    """`walk_files` of each root, a root reached twice (a symlinked home) read once."""
+    seen: set[str] = set()
+    for root in roots:
+        real = os.path.realpath(root)
+        if real not in seen:
+            seen.add(real)
+            yield from walk_files(root, suffix)
 
 
 def walk_files(root: Path, suffix: str) -> Iterator[Path]:

@@ -12,7 +12,6 @@ own side answers) are one record per session and `message.id`, whichever run rea
 from __future__ import annotations
 
 import json
-import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from dx_lsp_telemetry.days import parse_ts
-from dx_lsp_telemetry.sources.base import FileState, ReadResult, Source, SourceRecord, walk_files
+from dx_lsp_telemetry.sources.base import FileState, ReadResult, Source, SourceRecord, files_under
 from dx_lsp_telemetry.sources.tail import appended_lines
 
 _USAGE = b'"usage"'
@@ -95,13 +94,7 @@ class ClaudeCode(Source):
         return [h / "projects" for h in homes if (h / "projects").is_dir()]
 
     def files(self, homes: Iterable[Path]) -> Iterator[Path]:
-        seen: set[str] = set()
-        for root in self.watch_dirs(homes):
-            for path in walk_files(root, ".jsonl"):
-                real = os.path.realpath(path)
-                if real not in seen:
-                    seen.add(real)
-                    yield path
+        return files_under(self.watch_dirs(homes), ".jsonl")
 
     def wants(self, path: Path) -> bool:
         return path.suffix == ".jsonl" and "projects" in path.parts

@@ -10,7 +10,6 @@ into uncached input and cache reads. Reasoning is already inside output.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from dx_lsp_telemetry.days import parse_ts
-from dx_lsp_telemetry.sources.base import FileState, ReadResult, Source, SourceRecord, walk_files
+from dx_lsp_telemetry.sources.base import FileState, ReadResult, Source, SourceRecord, files_under
 from dx_lsp_telemetry.sources.tail import appended_lines
 
 #: (input incl. cached, cached input, output incl. reasoning, reasoning, total)
@@ -79,15 +78,9 @@ class Codex(Source):
     def files(self, homes: Iterable[Path]) -> Iterator[Path]:
         # every rollout is indexed before any is read: a fork's parent may come later in path
         # order (archived, or named after it), and its rows must be known to skip the replay
-        found: list[Path] = []
-        seen: set[str] = set()
-        for root in self.watch_dirs(homes):
-            for path in walk_files(root, ".jsonl"):
-                real = os.path.realpath(path)
-                if real not in seen:
-                    seen.add(real)
-                    self._index(path)
-                    found.append(path)
+        found = list(files_under(self.watch_dirs(homes), ".jsonl"))
+        for path in found:
+            self._index(path)
         yield from found
 
     def wants(self, path: Path) -> bool:

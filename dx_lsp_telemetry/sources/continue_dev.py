@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from dx_lsp_telemetry.days import parse_ts
-from dx_lsp_telemetry.sources.base import FileState, ReadResult, Source, SourceRecord, walk_files
+from dx_lsp_telemetry.sources.base import FileState, ReadResult, Source, SourceRecord, files_under
 from dx_lsp_telemetry.sources.tail import appended_lines
 
 FILE_NAME = "tokensGenerated.jsonl"
@@ -43,12 +43,7 @@ class Continue(Source):
         return [h / DEV_DATA for h in homes if (h / DEV_DATA).is_dir()]
 
     def files(self, homes: Iterable[Path]) -> Iterator[Path]:
-        seen: set[Path] = set()
-        for root in self.watch_dirs(homes):
-            for path in walk_files(root, FILE_NAME):
-                if path.name == FILE_NAME and path not in seen:
-                    seen.add(path)
-                    yield path
+        return (p for p in files_under(self.watch_dirs(homes), FILE_NAME) if p.name == FILE_NAME)
 
     def wants(self, path: Path) -> bool:
         return path.name == FILE_NAME and DEV_DATA in path.parts

@@ -43,6 +43,8 @@ class ScanStats:
     problems: list[str] = field(default_factory=list)
     #: what `sources` shows: without the file's name (it names a session), as it is stored
     last_error: str | None = None
+    #: files caught half-written (a rewrite in progress): to be read again shortly
+    retry: list[Path] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -60,6 +62,8 @@ class IngestOptions:
     estimate: bool
     #: records before this day are not ingested (retention, or `scan --since`)
     oldest: date | None = None
+    #: `scan --since`: records before it are left for a later, wider read (not marked read)
+    since: date | None = None
 
 
 def event_id(source: Source, key: str) -> str:
@@ -169,10 +173,13 @@ class Ingestor:
         if result.problem:
             _problem(stats, path, result.problem)
         if result.retry:
-            return  # half-written: the next hint or scan reads it again
+            stats.retry.append(path)  # half-written: read again shortly, checkpoint untouched
+            return
         if result.records:
             stats.files_read += 1
         now = self._clock()
+        since = self.options.since
+        narrowed = False
         # copies of a record within the file (streaming snapshots): only the one the ledger
         # would keep is written: the larger total, on a tie the later (UTC date, position)
         winners: dict[str, tuple[tuple[int, date, int], SourceRecord]] = {}
@@ -180,12 +187,18 @@ class Ingestor:
             if not self._acceptable(record, now):
                 stats.skipped += 1
                 continue
+            if since is not None and record.timestamp.date() < since:
+                stats.skipped += 1
+                narrowed = True
+                continue
             stats.records += 1
             rank = (record.token_total, record.timestamp.astimezone(timezone.utc).date(), position)
             old = winners.get(record.key)
             if old is None or rank > old[0]:
                 winners[record.key] = (rank, record)
         pending.extend(to_event(self.source, r, self.options) for _, r in winners.values())
+        if narrowed:
+            return  # this file's older records stay unread: a scan without --since counts them
         # in memory only: the checkpoint file is saved after the last batch reached the ledger
         self.checkpoints.update(path, result.state)
 
@@ -225,6 +238,6 @@ def _problem(stats: ScanStats, path: Path, text: str) -> None:
     stats.last_error = f"a log file: {text}"
 
 
-def oldest_day(today: date, retention_days: int, since: date | None) -> date:
-    cutoff = today - timedelta(days=retention_days)
-    return max(cutoff, since) if since else cutoff
+def oldest_day(today: date, retention_days: int) -> date:
+    """History older than `retentionDays` is never read (its ledger files would be pruned)."""
+    return today - timedelta(days=retention_days)

@@ -31,7 +31,8 @@ def make_ingestor(
     options = IngestOptions(
         tool=settings.sources[source.name].tool,
         estimate=settings.spend_estimate,
-        oldest=oldest_day(today, settings.retention_days, since),
+        oldest=oldest_day(today, settings.retention_days),
+        since=since,
     )
     return Ingestor(paths, source, homes_for(source, settings, env, path), options, clock=clock)
 

@@ -25,6 +25,8 @@ from dx_lsp_telemetry.sources.runner import make_ingestor
 log = logging.getLogger(__name__)
 
 SCAN_INTERVAL_SECONDS = 60.0
+#: re-reads of a file caught half-written before leaving it to the periodic scan
+MAX_RETRIES = 5
 
 
 @dataclass
@@ -44,6 +46,7 @@ class SourceWatcher:
         self._observer: Any = None
         self._stopped = False
         self._logged: set[str] = set()
+        self._retries: dict[str, int] = {}
         self._thread = threading.Thread(target=self._run, name="dx-sources", daemon=True)
         self._thread.start()
 
@@ -157,6 +160,7 @@ class SourceWatcher:
                 continue
             for problem in stats.problems:
                 self._log_once(f"{ingestor.source.label}: {problem}")
+            self._retry_later(stats.retry, done=files or [])
             if stats.records:
                 log.info(
                     "%s: %d records from %d files",
@@ -164,6 +168,26 @@ class SourceWatcher:
                     stats.records,
                     stats.files_read,
                 )
+
+    def _retry_later(self, paths: list[Path], done: list[Path]) -> None:
+        """Files caught mid-rewrite are read again after their quiet time, a few times; the
+        periodic scan takes over after that (a file that stays broken is not polled)."""
+        with self._cv:
+            for path in set(done) - set(paths):
+                self._retries.pop(str(path), None)
+            for path in paths:
+                key = str(path)
+                attempts = self._retries.get(key, 0) + 1
+                if attempts > MAX_RETRIES:
+                    self._retries.pop(key, None)
+                    continue
+                self._retries[key] = attempts
+                for name, active in self._active.items():
+                    if active.ingestor.source.wants(path):
+                        due = time.monotonic() + active.ingestor.source.debounce_seconds
+                        self._hinted.setdefault(key, (name, due))
+                        break
+            self._cv.notify()
 
     def _next_work(self) -> tuple[Ingestor, list[Path] | None] | None:
         now = time.monotonic()
