@@ -18,8 +18,8 @@ run: $(STAMP)
 test: lint typecheck pytest ext-test
 
 lint: $(STAMP)
-	$(BIN)/ruff check dx_lsp_telemetry tests benchmarks
-	$(BIN)/ruff format --check dx_lsp_telemetry tests benchmarks
+	$(BIN)/ruff check dx_lsp_telemetry tests benchmarks scripts
+	$(BIN)/ruff format --check dx_lsp_telemetry tests benchmarks scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -32,6 +32,12 @@ pytest: $(STAMP) peers
 bench: $(STAMP) peers
 	$(BIN)/python benchmarks/sidecar_startup.py 10
 	CCUSAGE=$(CCUSAGE) $(BIN)/python benchmarks/claude_ingest.py
+
+# Regenerate the offline price snapshot of `spend.estimate` from the installed genai-prices
+# (a deliberate act, like updating a lock file; commit the result).
+.PHONY: prices
+prices: $(STAMP)
+	$(BIN)/python scripts/export_prices.py
 
 # Peer tools the tests compare against (ccusage).
 include tests/peers/peers.mk

@@ -35,7 +35,8 @@ $(EXT_NODE_STAMP): $(EXT)/package.json $(EXT)/package-lock.json
 ext-deps: $(EXT_NODE_STAMP)
 
 # -- The bundled sidecar: hashed pure-Python closure + the dx_lsp_telemetry wheel ----------
-$(EXT_LIBS_STAMP): $(EXT)/requirements.txt pyproject.toml $(wildcard dx_lsp_telemetry/*.py) | $(STAMP)
+$(EXT_LIBS_STAMP): $(EXT)/requirements.txt pyproject.toml \
+		$(shell find dx_lsp_telemetry -name '*.py' -o -name '*.json') | $(STAMP)
 	rm -rf $(EXT)/bundled/libs $(EXT_CACHE)/wheels
 	mkdir -p $(EXT)/bundled/libs $(EXT_CACHE)/wheels
 	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir $(EXT_CACHE)/wheels .
