@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -108,23 +108,40 @@ async def start_sidecar(
     *,
     env: dict[str, str] | None = None,
     process_id: int | None = None,
+    args: Sequence[str] = (),
 ) -> Sidecar:
+    """A sidecar over real stdio (extra command-line `args`), initialized; killed if that fails."""
     client = Sidecar()
-    await client.start_io(sys.executable, "-m", "dx_lsp_telemetry", env=env or sidecar_env(home))
-    await asyncio.wait_for(
-        client.initialize_session(
-            types.InitializeParams(
-                capabilities=pytest_lsp.client_capabilities("visual-studio-code"),
-                process_id=process_id or os.getpid(),
-                initialization_options=BASE_SETTINGS if settings is None else settings,
-            )
-        ),
-        15,
+    await client.start_io(
+        sys.executable, "-m", "dx_lsp_telemetry", *args, env=env or sidecar_env(home)
     )
+    try:
+        await asyncio.wait_for(
+            client.initialize_session(
+                types.InitializeParams(
+                    capabilities=pytest_lsp.client_capabilities("visual-studio-code"),
+                    process_id=process_id or os.getpid(),
+                    initialization_options=BASE_SETTINGS if settings is None else settings,
+                )
+            ),
+            15,
+        )
+    except BaseException:
+        await kill_9(client)
+        raise
     return client
 
 
+async def kill_9(client: Sidecar) -> None:
+    """SIGKILL, as a crash would: no shutdown, no last words."""
+    if client.process.returncode is None:
+        client.process.kill()
+    await asyncio.wait_for(client.process.wait(), 10)
+    await client.stop()
+
+
 async def stop_sidecar(client: Sidecar) -> None:
+    """shutdown + exit if it still runs; SIGKILL if that fails. Never leaves an orphan."""
     server = client._server
     try:
         if server is not None and server.returncode is None:

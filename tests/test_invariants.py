@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
-from collections.abc import AsyncIterator, Iterable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Iterable
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_lsp
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
@@ -30,8 +27,10 @@ from tests.harness import (
     date_ago,
     day_entry,
     days_ago,
+    kill_9,
     run_cli,
-    sidecar_env,
+    sidecar,
+    start_sidecar,
     state_of,
     stop_sidecar,
     until,
@@ -57,74 +56,20 @@ def dx_settings(dx: FakeDx, *, flush: bool = True, **extra: Any) -> dict[str, An
     }
 
 
-async def launch(
-    home: Path,
-    settings: dict[str, Any] | None = None,
-    *,
-    env: dict[str, str] | None = None,
-) -> Sidecar:
-    """A sidecar over real stdio, initialized; killed again if initialization fails."""
-    client = Sidecar()
-    await client.start_io(sys.executable, "-m", "dx_lsp_telemetry", env=env or sidecar_env(home))
-    try:
-        await asyncio.wait_for(
-            client.initialize_session(
-                types.InitializeParams(
-                    capabilities=pytest_lsp.client_capabilities("visual-studio-code"),
-                    process_id=os.getpid(),
-                    initialization_options=BASE_SETTINGS if settings is None else settings,
-                )
-            ),
-            15,
-        )
-    except BaseException:
-        await kill_9(client)
-        raise
-    return client
-
-
 async def launch_many(
     stack: AsyncExitStack, home: Path, settings: dict[str, Any], count: int
 ) -> list[Sidecar]:
     """`count` sidecars started at the same moment, each closed when `stack` unwinds."""
     started = await asyncio.gather(
-        *(launch(home, settings) for _ in range(count)), return_exceptions=True
+        *(start_sidecar(home, settings) for _ in range(count)), return_exceptions=True
     )
     clients = [c for c in started if isinstance(c, Sidecar)]
     for client in clients:
-        stack.push_async_callback(close, client)
+        stack.push_async_callback(stop_sidecar, client)
     for outcome in started:
         if isinstance(outcome, BaseException):
             raise outcome
     return clients
-
-
-async def kill_9(client: Sidecar) -> None:
-    """SIGKILL, as a crash would: no shutdown, no last words."""
-    if client.process.returncode is None:
-        client.process.kill()
-    await asyncio.wait_for(client.process.wait(), 10)
-    await client.stop()
-
-
-async def close(client: Sidecar) -> None:
-    """shutdown + exit if it is still running, SIGKILL if that does not work."""
-    if client.process.returncode is None:
-        try:
-            await asyncio.wait_for(stop_sidecar(client), 10)
-            return
-        except Exception:
-            pass
-    await kill_9(client)
-
-
-@asynccontextmanager
-async def running(home: Path, settings: dict[str, Any], **kwargs: Any) -> AsyncIterator[Sidecar]:
-    client = await launch(home, settings, **kwargs)
-    try:
-        yield client
-    finally:
-        await close(client)
 
 
 async def finish(client: Sidecar) -> None:
@@ -242,7 +187,7 @@ async def test_every_acknowledged_event_survives_kill_9(home: Path, dx: FakeDx) 
     expected = sum_events(events)
     assert expected == totals(40, 4780, 780, 120, 5460, 10.0)
 
-    first = await launch(home, dx_settings(dx, flush=False))
+    first = await start_sidecar(home, dx_settings(dx, flush=False))
     try:
         answers = await asyncio.gather(*(first.record(**e) for e in events))
         first.process.kill()  # the moment the last answer arrived: no shutdown, no fsync
@@ -254,7 +199,7 @@ async def test_every_acknowledged_event_survives_kill_9(home: Path, dx: FakeDx) 
     status = await asyncio.to_thread(cli_json, home, "status", "--json")
     assert entry(status, day)["totals"] == expected
 
-    async with running(home, dx_settings(dx, flush=False)) as second:
+    async with sidecar(home, dx_settings(dx, flush=False)) as second:
         assert entry(await second.status(), day)["totals"] == expected
         assert await second.command(FLUSH_NOW) == pushed((day, TOOL))
     assert dx.stored == [
@@ -368,15 +313,15 @@ async def test_leader_takeover_when_the_leader_exits(home: Path, dx: FakeDx) -> 
     await cli_record(home, "--tool", TOOL, "--timestamp", days_ago(3), "--input-tokens", "3")
     settings = dx_settings(dx)  # background push on, delay 0
     async with AsyncExitStack() as stack:
-        first = await launch(home, settings)
-        stack.push_async_callback(close, first)
+        first = await start_sidecar(home, settings)
+        stack.push_async_callback(stop_sidecar, first)
         await until(lambda: dx.stored, what="the leader's start-up push")
         assert (await first.status())["leader"] is True
         # its start-up cycle is over once Flush Now had the (same) push thread and lock
         assert await first.command(FLUSH_NOW) == NOTHING_TO_PUSH
 
-        second = await launch(home, settings)
-        stack.push_async_callback(close, second)
+        second = await start_sidecar(home, settings)
+        stack.push_async_callback(stop_sidecar, second)
         await second.record(event_id="after", timestamp=days_ago(2), input_tokens=5)
         assert (await second.status())["leader"] is False
 
@@ -402,14 +347,14 @@ async def test_a_crash_while_dx_answers_leaves_the_day_unconfirmed_and_never_res
     dx.then(Script(kind="slow", delay=120), Script(kind="slow", delay=120))
     settings = dx_settings(dx)  # the background push at start-up does the pushing
 
-    first = await launch(home, settings)
+    first = await start_sidecar(home, settings)
     try:
         await until(lambda: dx.requests, what="the first POST to reach DX")
         assert dx.requests[0].body["date"] == d3 and dx.requests[0].answered is None
     finally:
         await kill_9(first)
 
-    second = await launch(home, settings)
+    second = await start_sidecar(home, settings)
     try:
         # its start-up push settles the interrupted one without re-sending it, then goes on
         await until(lambda: len(dx.requests) == 2, what="the second POST to reach DX")
@@ -418,7 +363,7 @@ async def test_a_crash_while_dx_answers_leaves_the_day_unconfirmed_and_never_res
         await kill_9(second)
 
     # the background push off: only the start-up itself may settle what the crash left
-    async with running(home, dx_settings(dx, flush=False)) as third:
+    async with sidecar(home, dx_settings(dx, flush=False)) as third:
 
         async def both_unconfirmed() -> dict[str, Any] | None:
             status = await third.status()
@@ -478,7 +423,7 @@ async def test_a_torn_last_ledger_line_warns_and_never_swallows_the_next_event(
     with open(ledger, "ab") as f:
         f.write(torn)
 
-    async with running(home, dx_settings(dx, flush=False)) as client:
+    async with sidecar(home, dx_settings(dx, flush=False)) as client:
         status = await client.status()
         assert entry(status, day)["totals"] == totals(2, 30)
         await until(
@@ -512,7 +457,7 @@ async def test_the_token_is_nowhere_but_the_request_and_nothing_pops_up(
     d4, d3, d2 = date_ago(4), date_ago(3), date_ago(2)
     dx.then(Script(kind="status", status=401), Script(kind="status", status=500))
     settings = dx_settings(dx, flush=False, dayBoundary="mars", notASetting=True)
-    client = await launch(home, settings)
+    client = await start_sidecar(home, settings)
     try:
         cmdline = Path(f"/proc/{client.pid}/cmdline")
         if cmdline.exists():
@@ -567,7 +512,7 @@ async def test_pushed_records_are_the_exact_sum_of_distinct_events(home: Path, d
     d3, d2 = date_ago(3), date_ago(2)
     last_instant_of_d3 = f"{d3}T23:59:59.999Z"
     first_instant_of_d2 = f"{d2}T00:00:00Z"
-    async with running(home, dx_settings(dx, flush=False)) as client:
+    async with sidecar(home, dx_settings(dx, flush=False)) as client:
 
         async def rec(duplicate: bool, **event: Any) -> None:
             answer = await client.record(**event)
@@ -729,7 +674,7 @@ async def test_an_event_for_a_pushed_day_is_kept_as_late_and_never_pushed(
     home: Path, dx: FakeDx
 ) -> None:
     d3, d2 = date_ago(3), date_ago(2)
-    async with running(home, dx_settings(dx, flush=False)) as client:
+    async with sidecar(home, dx_settings(dx, flush=False)) as client:
         await client.record(
             event_id="on-time", timestamp=days_ago(2, 9), input_tokens=100, spend_cents=1.5
         )
@@ -753,7 +698,7 @@ async def test_an_event_for_a_pushed_day_is_kept_as_late_and_never_pushed(
 
     # a restart with the background push: it pushes an older day, never the late event
     await cli_record(home, "--tool", TOOL, "--timestamp", days_ago(3), "--input-tokens", "1")
-    async with running(home, dx_settings(dx)) as client:
+    async with sidecar(home, dx_settings(dx)) as client:
         await until(lambda: len(dx.stored) == 2, what="the start-up push of the older day")
         assert await client.command(FLUSH_NOW) == NOTHING_TO_PUSH  # after the start-up cycle
         late_day = entry(await client.status(), d2)
@@ -773,7 +718,7 @@ async def test_privacy_prompts_code_and_paths_are_refused_and_leave_no_trace(
     home: Path, dx: FakeDx
 ) -> None:
     private = "refactor /home/alice/payroll/salaries.py: def pay(): ..."
-    client = await launch(home, dx_settings(dx, flush=False))
+    client = await start_sidecar(home, dx_settings(dx, flush=False))
     try:
         for name in ("prompt", "code", "file", "path", "messages"):
             with pytest.raises(JsonRpcInvalidParams, match=name):

@@ -14,8 +14,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,9 @@ from tests.harness import (
     Sidecar,
     date_ago,
     days_ago,
+    sidecar,
     sidecar_env,
+    start_sidecar,
     state_of,
     stop_sidecar,
     until_async,
@@ -43,60 +44,11 @@ NO_FLUSH: dict[str, Any] = {**BASE_SETTINGS, "flush": {"enabled": False, "delayS
 # -- helpers -----------------------------------------------------------------------------------
 
 
-async def launch(
-    home: Path,
-    settings: dict[str, Any] | None = None,
-    *,
-    args: Sequence[str] = (),
-    process_id: int | None = None,
-) -> Sidecar:
-    """A sidecar over real stdio with extra command-line `args`; killed if it fails to start."""
-    client = Sidecar()
-    await client.start_io(sys.executable, "-m", "dx_lsp_telemetry", *args, env=sidecar_env(home))
-    try:
-        await asyncio.wait_for(
-            client.initialize_session(
-                types.InitializeParams(
-                    capabilities=pytest_lsp.client_capabilities("visual-studio-code"),
-                    process_id=process_id or os.getpid(),
-                    initialization_options=NO_FLUSH if settings is None else settings,
-                )
-            ),
-            15,
-        )
-    except BaseException:
-        await kill_9(client)
-        raise
-    return client
-
-
-async def kill_9(client: Sidecar) -> None:
-    if client.process.returncode is None:
-        client.process.kill()
-    await asyncio.wait_for(client.process.wait(), 10)
-    await client.stop()
-
-
-async def close(client: Sidecar) -> None:
-    """shutdown + exit if it still runs, SIGKILL if that does not work."""
-    if client.process.returncode is None:
-        try:
-            await asyncio.wait_for(stop_sidecar(client), 10)
-            return
-        except Exception:
-            pass
-    await kill_9(client)
-
-
-@asynccontextmanager
-async def running(
+def running(
     home: Path, settings: dict[str, Any] | None = None, **kw: Any
-) -> AsyncIterator[Sidecar]:
-    client = await launch(home, settings, **kw)
-    try:
-        yield client
-    finally:
-        await close(client)
+) -> AbstractAsyncContextManager[Sidecar]:
+    """A sidecar with the background push off unless `settings` say otherwise."""
+    return sidecar(home, NO_FLUSH if settings is None else settings, **kw)
 
 
 async def seconds_to_exit(process: asyncio.subprocess.Process, since: float) -> float:
@@ -116,7 +68,7 @@ async def short_lived_editor() -> asyncio.subprocess.Process:
 
 
 async def test_exits_within_2_s_of_shutdown_and_exit(home: Path) -> None:
-    client = await launch(home)
+    client = await start_sidecar(home, NO_FLUSH)
     try:
         await client.record(input_tokens=1)
         await asyncio.wait_for(client.shutdown_async(None), 10)
@@ -125,11 +77,11 @@ async def test_exits_within_2_s_of_shutdown_and_exit(home: Path) -> None:
         assert await seconds_to_exit(client.process, start) < EXIT_WITHIN
         assert client.process.returncode == 0
     finally:
-        await close(client)
+        await stop_sidecar(client)
 
 
 async def test_exits_within_2_s_of_stdin_closing_without_shutdown(home: Path) -> None:
-    client = await launch(home)
+    client = await start_sidecar(home, NO_FLUSH)
     try:
         await client.record(input_tokens=1)
         stdin = client.process.stdin
@@ -139,13 +91,13 @@ async def test_exits_within_2_s_of_stdin_closing_without_shutdown(home: Path) ->
         assert await seconds_to_exit(client.process, start) < EXIT_WITHIN
         assert client.process.returncode == 0
     finally:
-        await close(client)
+        await stop_sidecar(client)
 
 
 async def test_exits_within_2_s_of_the_editor_process_dying(home: Path) -> None:
     editor = await short_lived_editor()
     try:
-        client = await launch(home, process_id=editor.pid)
+        client = await start_sidecar(home, NO_FLUSH, process_id=editor.pid)
         try:
             await client.record(input_tokens=1)
             assert client.process.returncode is None
@@ -155,7 +107,7 @@ async def test_exits_within_2_s_of_the_editor_process_dying(home: Path) -> None:
             assert await seconds_to_exit(client.process, start) < EXIT_WITHIN
             assert client.process.returncode == 0
         finally:
-            await close(client)
+            await stop_sidecar(client)
     finally:
         if editor.returncode is None:
             editor.kill()
@@ -170,7 +122,7 @@ async def test_stdio_and_client_process_id_flags_are_accepted(
     home: Path, args: tuple[str, ...]
 ) -> None:
     argv = [a.format(pid=os.getpid()) for a in args]
-    client = await launch(home, args=argv)
+    client = await start_sidecar(home, NO_FLUSH, args=argv)
     try:
         answer = await client.record(input_tokens=4)
         assert answer["recorded"] is True
@@ -179,7 +131,7 @@ async def test_stdio_and_client_process_id_flags_are_accepted(
         await asyncio.wait_for(client.shutdown_session(), 10)
         assert client.process.returncode == 0
     finally:
-        await close(client)
+        await stop_sidecar(client)
 
 
 @pytest.mark.parametrize("command", ["console script", "python -m"])
