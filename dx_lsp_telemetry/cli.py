@@ -12,30 +12,24 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dx_lsp_telemetry import __version__
 from dx_lsp_telemetry.config import TOKEN_ENV
 from dx_lsp_telemetry.days import day_of, utc_dates_overlapping, utc_now
 from dx_lsp_telemetry.events import EventError, EventRules, validate_event
-from dx_lsp_telemetry.journal import Journal
 from dx_lsp_telemetry.ledger import LedgerError, LedgerWriter
-from dx_lsp_telemetry.ledger_index import LedgerIndex
 from dx_lsp_telemetry.logs import setup_logging
 from dx_lsp_telemetry.paths import DataPaths, resolve_home
-from dx_lsp_telemetry.pusher import (
-    ConfigurationError,
-    CycleReport,
-    NotAllowed,
-    Pusher,
-    PushError,
-)
-from dx_lsp_telemetry.recorder import record_event
-from dx_lsp_telemetry.render import report_text, status_text
 from dx_lsp_telemetry.settings import ParsedSettings, parse_settings
-from dx_lsp_telemetry.status import StatusInputs, build_status, day_entries
+
+# each verb imports what only it needs: a `scan` starts sooner
+if TYPE_CHECKING:
+    from dx_lsp_telemetry.pusher import CycleReport
 
 EXIT_OK, EXIT_PUSH_FAILED, EXIT_USAGE = 0, 1, 2
+#: processes that may share a long `scan` (an initial read of a large history)
+SCAN_WORKERS = 2
 _EDITOR_FLAGS = ("--stdio", "--clientProcessId", "--node-ipc")
 
 
@@ -65,10 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths = resolve_home()
     try:
         return int(_VERBS[verb](args, paths, _cli_settings(paths), token))
-    except (UsageError, EventError, ConfigurationError, NotAllowed) as exc:
+    except _usage_errors() as exc:
         print(f"dx-lsp-telemetry {verb}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (PushError, LedgerError) as exc:
+    except _push_errors() as exc:
         print(f"dx-lsp-telemetry {verb}: {exc}", file=sys.stderr)
         return EXIT_PUSH_FAILED
     except OSError as exc:  # e.g. DX_TELEMETRY_HOME under a file, or not writable
@@ -78,6 +72,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+
+
+def _usage_errors() -> tuple[type[Exception], ...]:
+    from dx_lsp_telemetry.pusher import ConfigurationError, NotAllowed
+
+    return (UsageError, EventError, ConfigurationError, NotAllowed)
+
+
+def _push_errors() -> tuple[type[Exception], ...]:
+    from dx_lsp_telemetry.pusher import PushError
+
+    return (PushError, LedgerError)
 
 
 def _strip_editor_flags(argv: list[str]) -> tuple[list[str], int | None]:
@@ -185,6 +191,11 @@ def _cli_settings(paths: DataPaths) -> ParsedSettings:
 def _status(
     args: argparse.Namespace, paths: DataPaths, parsed: ParsedSettings, token: str | None
 ) -> int:
+    from dx_lsp_telemetry.journal import Journal
+    from dx_lsp_telemetry.ledger_index import LedgerIndex
+    from dx_lsp_telemetry.render import status_text
+    from dx_lsp_telemetry.status import StatusInputs, build_status
+
     inputs = StatusInputs(
         paths.home, False, parsed.settings, list(parsed.problems), token, utc_now()
     )
@@ -196,6 +207,11 @@ def _status(
 def _report(
     args: argparse.Namespace, paths: DataPaths, parsed: ParsedSettings, token: str | None
 ) -> int:
+    from dx_lsp_telemetry.journal import Journal
+    from dx_lsp_telemetry.ledger_index import LedgerIndex
+    from dx_lsp_telemetry.render import report_text
+    from dx_lsp_telemetry.status import day_entries
+
     if not 1 <= args.days <= 3650:
         raise UsageError(f"--days: expected 1 to 3650, got {args.days}")
     settings = parsed.settings
@@ -214,6 +230,9 @@ def _report(
 def _record(
     args: argparse.Namespace, paths: DataPaths, parsed: ParsedSettings, token: str | None
 ) -> int:
+    from dx_lsp_telemetry.ledger_index import LedgerIndex
+    from dx_lsp_telemetry.recorder import record_event
+
     settings = parsed.settings
     if args.event_json is not None:
         if any(getattr(args, k) is not None for k in _RECORD_FIELDS) or args.metric:
@@ -274,6 +293,8 @@ def _metric(text: str) -> tuple[str, int | float]:
 def _flush(
     args: argparse.Namespace, paths: DataPaths, parsed: ParsedSettings, token: str | None
 ) -> int:
+    from dx_lsp_telemetry.pusher import Pusher
+
     pusher = Pusher(paths)
     settings = parsed.settings
     for problem in parsed.problems:
@@ -350,7 +371,9 @@ def _scan(
     if args.path and len(names) != 1:
         raise UsageError("--path reads one source's folder: give --source too")
     since = _parse_date(args.since) if args.since else None
-    results = scan(paths, settings, os.environ, names, path=args.path or "", since=since)
+    results = scan(
+        paths, settings, os.environ, names, path=args.path or "", since=since, workers=SCAN_WORKERS
+    )
     failed = False
     for label, stats in results.items():
         print(

@@ -60,9 +60,8 @@ def utc_dates_overlapping(first: date, last: date, boundary: DayBoundary) -> lis
 
 def format_ts(ts: datetime) -> str:
     """RFC 3339 in UTC with a `Z`, microseconds only when present."""
-    ts = ts.astimezone(timezone.utc)
-    text = ts.isoformat(timespec="microseconds" if ts.microsecond else "seconds")
-    return text.replace("+00:00", "Z")
+    # isoformat's default (`auto`) is that rule: microseconds only when not 0
+    return ts.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 _RFC3339 = re.compile(

@@ -119,6 +119,31 @@ class LedgerWriter:
                 f"({exc.lock_file})"
             ) from exc
 
+    def append_encoded(self, lines: Iterable[tuple[date, str]]) -> None:
+        """Write lines already encoded (as `_encode` encodes them, without `recorded_at`: e.g.
+        by `sources.ingest.LedgerLines`) into the files of their UTC dates, stamped under the
+        lock as `append_lines` stamps them: the same bytes, for less work per line."""
+        by_file: dict[date, list[str]] = {}
+        for utc_date, text in lines:
+            file_lines = by_file.get(utc_date)
+            if file_lines is None:
+                file_lines = by_file[utc_date] = []
+            file_lines.append(text[:-1])  # without its `}`: recorded_at goes last
+        if not by_file:
+            return
+        try:
+            with self.locked():
+                stamp = format_ts(datetime.now(timezone.utc))
+                tail = f',"recorded_at":"{stamp}"}}\n'
+                for utc_date, file_lines in by_file.items():
+                    text = tail.join(file_lines) + tail
+                    self._write(ledger_path(self.ledger_dir, utc_date), [text.encode()])
+        except Timeout as exc:
+            raise LedgerError(
+                f"the ledger is locked by another process for over {LOCK_TIMEOUT_SECONDS:.0f} s "
+                f"({exc.lock_file})"
+            ) from exc
+
     def _write(self, path: Path, encoded: list[bytes]) -> None:
         try:
             fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)

@@ -8,18 +8,19 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 #: A file's reading state, kept in the checkpoint between runs (JSON-able values only).
 FileState = dict[str, Any]
 
 
-@dataclass(frozen=True)
-class SourceRecord:
+class SourceRecord(NamedTuple):
     """One usage record of a tool, with the disjoint token buckets of DX.
 
     `key` identifies the record in the tool's own terms (e.g. message id + request id); the
     same record read again, from any file, has the same key. It is hashed before it is stored.
+    Immutable; a named tuple rather than a frozen dataclass: made about 5 times faster, and an
+    initial scan makes one per usage line (100k per 200 MB of Claude Code history).
     """
 
     key: str
@@ -80,6 +81,9 @@ class Source(ABC):
 
     #: rewritten files are re-read only after this many seconds of quiet
     debounce_seconds: ClassVar[float] = 0.2
+    #: whether files may be read by separate processes (`scan` of the CLI): each file's records
+    #: depend on nothing read from another file by the same instance
+    parallel_reads: ClassVar[bool] = False
 
 
 def files_under(roots: Iterable[Path], suffix: str) -> Iterator[Path]:

@@ -8,12 +8,14 @@ timestamps are stored: never prompts, code, paths or project names.
 
 from __future__ import annotations
 
-import hashlib
+import json
 import logging
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from hashlib import blake2b
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -23,7 +25,7 @@ from dx_lsp_telemetry.events import MAX_FUTURE, MAX_TOKENS, UsageEvent, to_decim
 from dx_lsp_telemetry.ledger import LedgerWriter
 from dx_lsp_telemetry.paths import DataPaths
 from dx_lsp_telemetry.sources import pricing
-from dx_lsp_telemetry.sources.base import Source, SourceRecord
+from dx_lsp_telemetry.sources.base import FileState, Source, SourceRecord
 from dx_lsp_telemetry.sources.checkpoints import Checkpoints
 
 log = logging.getLogger(__name__)
@@ -67,7 +69,7 @@ class IngestOptions:
 
 
 def event_id(source: Source, key: str) -> str:
-    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    digest = blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
     return f"{source.label}:{digest}"
 
 
@@ -105,6 +107,83 @@ def to_event(source: Source, record: SourceRecord, options: IngestOptions) -> Us
     )
 
 
+class LedgerLines:
+    """Records straight to their ledger lines: the text `LedgerWriter.append_lines` writes for
+    `to_event(...).to_ledger()` (compact JSON, ensure_ascii=False, the same keys in the same
+    order), without `recorded_at` (stamped when written), and the UTC date of the line's file.
+    No event objects and no JSON encoder per record: most of the work of an initial scan.
+    """
+
+    def __init__(self, source: Source, options: IngestOptions) -> None:
+        self.source = source
+        self.options = options
+        label = source.label
+        self._id_prefix = _json_str(f"{label}:")[:-1]  # `"claude-code:`
+        self._tool = _json_str(options.tool)
+        self._source = _json_str(label)
+        #: model name -> `,"model":"…"` (few distinct names; bounded all the same)
+        self._models: dict[str, str] = {}
+
+    def __call__(self, record: SourceRecord) -> tuple[date, str]:
+        ts = record.timestamp
+        utc = ts if ts.tzinfo is timezone.utc else ts.astimezone(timezone.utc)
+        i, o, w, r = (
+            record.input_tokens,
+            record.output_tokens,
+            record.cache_write_tokens,
+            record.cache_read_tokens,
+        )
+        if record.cost_usd is not None or not (
+            type(i) is int and type(o) is int and type(w) is int and type(r) is int
+        ):
+            return utc.date(), _line_text(to_event(self.source, record, self.options))
+        spend = "0"
+        metrics = ""
+        if self.options.estimate:
+            estimate = pricing.estimate_cents(
+                record.model,
+                ts,
+                input_tokens=i,
+                output_tokens=o,
+                cache_write_tokens=w,
+                cache_read_tokens=r,
+                cache_write_1h_tokens=record.cache_write_1h_tokens,
+            )
+            if estimate is not None and estimate > 0:
+                cents = float(estimate)
+                if not math.isfinite(cents):
+                    return utc.date(), _line_text(to_event(self.source, record, self.options))
+                # decimal_to_json(to_decimal(cents)): an integral value as an int
+                spend = str(int(cents)) if cents.is_integer() else repr(cents)
+                metrics = f',"metrics":{{"spend_estimated_cents":{spend}}}'
+        model = record.model
+        if model is None:
+            model_text = ""
+        else:
+            model_text = self._models.get(model, "")
+            if not model_text:
+                if len(self._models) >= 1024:
+                    self._models.clear()
+                model_text = self._models[model] = f',"model":{_json_str(model)}'
+        digest = blake2b(record.key.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+        stamp = utc.isoformat().replace("+00:00", "Z")  # format_ts
+        return utc.date(), (
+            f'{{"type":"usage","event_id":{self._id_prefix}{digest}","timestamp":"{stamp}",'
+            f'"tool":{self._tool}{model_text},"source":{self._source},"input_tokens":{i},'
+            f'"output_tokens":{o},"cache_write_tokens":{w},"cache_read_tokens":{r},'
+            f'"spend_cents":{spend}{metrics}}}'
+        )
+
+
+def _json_str(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _line_text(event: UsageEvent) -> str:
+    """What `LedgerWriter.append_lines` writes for the event, before `recorded_at`."""
+    return json.dumps(event.to_ledger(), ensure_ascii=False, separators=(",", ":"))
+
+
 class Ingestor:
     """Reads one source's files into the ledger; one at a time per source across processes."""
 
@@ -126,15 +205,20 @@ class Ingestor:
         self._lock = FileLock(paths.home / "sources" / f"{source.label}.lock")
         self._writer = LedgerWriter(paths.ledger_dir)
 
-    def scan(self) -> ScanStats:
-        """Every file of the source, from each file's checkpoint."""
-        return self._ingest(self.source.files(self.homes), full=True)
+    def scan(self, *, workers: int = 1) -> ScanStats:
+        """Every file of the source, from each file's checkpoint.
+
+        `workers` > 1: a long read (an initial scan of a large history) is shared by that many
+        processes, of a source whose files read independently (`Source.parallel_reads`). Only
+        from a process without threads, that may start others: the CLI's `scan`.
+        """
+        return self._ingest(self.source.files(self.homes), full=True, workers=workers)
 
     def ingest_paths(self, paths: Iterable[Path]) -> ScanStats:
         """Only these files (a watcher's hints)."""
         return self._ingest((p for p in paths if self.source.wants(p)), full=False)
 
-    def _ingest(self, files: Iterable[Path], *, full: bool) -> ScanStats:
+    def _ingest(self, files: Iterable[Path], *, full: bool, workers: int = 1) -> ScanStats:
         stats = ScanStats()
         self.paths.home.joinpath("sources").mkdir(parents=True, exist_ok=True)
         try:
@@ -146,14 +230,21 @@ class Ingestor:
         try:
             self.checkpoints.refresh()  # another process may have moved on
             seen: set[str] = set()
-            pending: list[UsageEvent] = []
-            for path in files:
-                stats.files += 1
-                seen.add(str(path))
-                self._read_file(path, stats, pending)
-                if len(pending) >= BATCH:
-                    self._flush(pending)
-            self._flush(pending)
+            shared = False
+            if workers > 1 and self.source.parallel_reads:
+                files = list(files)
+                shared = self._read_shared(files, stats, seen, workers)
+            if not shared:
+                reader = self.reader()
+                for path in files:
+                    stats.files += 1
+                    seen.add(str(path))
+                    state = reader.read(path, self.checkpoints.state(path), stats)
+                    if state is not None:
+                        # in memory only: the checkpoint file is saved after the last batch
+                        # reached the ledger
+                        self.checkpoints.update(path, state)
+                reader.flush()
             if full:
                 self.checkpoints.forget_missing(seen)
             self._summarise(stats, full=full)
@@ -162,63 +253,34 @@ class Ingestor:
             self._lock.release()
         return stats
 
-    def _read_file(self, path: Path, stats: ScanStats, pending: list[UsageEvent]) -> None:
-        state = self.checkpoints.state(path)
-        try:
-            result = self.source.read(path, state)
-        except OSError as exc:
-            if not isinstance(exc, FileNotFoundError):
-                _problem(stats, path, str(exc.strerror or exc))
-            return
-        if result.problem:
-            _problem(stats, path, result.problem)
-        if result.retry:
-            stats.retry.append(path)  # half-written: read again shortly, checkpoint untouched
-            return
-        if result.records:
-            stats.files_read += 1
-        now = self._clock()
-        since = self.options.since
-        narrowed = False
-        # copies of a record within the file (streaming snapshots): only the one the ledger
-        # would keep is written: the larger total, on a tie the later (UTC date, position)
-        winners: dict[str, tuple[tuple[int, date, int], SourceRecord]] = {}
-        for position, record in enumerate(result.records):
-            if not self._acceptable(record, now):
-                stats.skipped += 1
-                continue
-            if since is not None and record.timestamp.date() < since:
-                stats.skipped += 1
-                narrowed = True
-                continue
-            stats.records += 1
-            rank = (record.token_total, record.timestamp.astimezone(timezone.utc).date(), position)
-            old = winners.get(record.key)
-            if old is None or rank > old[0]:
-                winners[record.key] = (rank, record)
-        pending.extend(to_event(self.source, r, self.options) for _, r in winners.values())
-        if narrowed:
-            return  # this file's older records stay unread: a scan without --since counts them
-        # in memory only: the checkpoint file is saved after the last batch reached the ledger
-        self.checkpoints.update(path, result.state)
+    def reader(self) -> FileReader:
+        """What reads this source's files into the ledger (the caller holds the lock)."""
+        return FileReader(self.source, self.options, self._writer, self._clock)
 
-    def _acceptable(self, record: SourceRecord, now: datetime) -> bool:
-        if not (
-            0 <= record.input_tokens <= MAX_TOKENS
-            and 0 <= record.output_tokens <= MAX_TOKENS
-            and 0 <= record.cache_write_tokens <= MAX_TOKENS
-            and 0 <= record.cache_read_tokens <= MAX_TOKENS
-        ) or (record.token_total == 0):
-            return False
-        if record.timestamp > now + MAX_FUTURE:
-            return False
-        oldest = self.options.oldest
-        return oldest is None or record.timestamp.date() >= oldest
+    def _read_shared(
+        self, files: list[Path], stats: ScanStats, seen: set[str], workers: int
+    ) -> bool:
+        """`files` read by worker processes (see `parallel`), their outcomes taken in as a
+        sequential read would have them; False if too little is left to read to share."""
+        from dx_lsp_telemetry.sources import parallel  # not in the sidecar
 
-    def _flush(self, pending: list[UsageEvent]) -> None:
-        if pending:
-            self._writer.append_events(pending)
-            pending.clear()
+        outcomes = parallel.read_shared(
+            self, files, [self.checkpoints.state(p) for p in files], workers
+        )
+        if outcomes is None:
+            return False
+        for path, (state, found) in zip(files, outcomes, strict=True):
+            stats.files += 1
+            seen.add(str(path))
+            stats.files_read += found.files_read
+            stats.records += found.records
+            stats.skipped += found.skipped
+            stats.problems += found.problems
+            stats.last_error = found.last_error or stats.last_error
+            stats.retry += found.retry
+            if state is not None:
+                self.checkpoints.update(path, state)
+        return True
 
     def _summarise(self, stats: ScanStats, *, full: bool) -> None:
         summary = self.checkpoints.summary
@@ -231,6 +293,103 @@ class Ingestor:
             summary["lastError"] = stats.last_error
             summary["lastErrorAt"] = summary["lastRead"]
         self.checkpoints.dirty = True
+
+
+class FileReader:
+    """Reads files of one source into ledger lines, appended in batches: the work of a scan
+    without its lock and checkpoints (the caller's), so that worker processes can share it."""
+
+    def __init__(
+        self,
+        source: Source,
+        options: IngestOptions,
+        writer: LedgerWriter,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.source = source
+        self.options = options
+        self.writer = writer
+        self.clock = clock
+        self.lines = LedgerLines(source, options)
+        #: (UTC date of the ledger file, line text) not yet appended
+        self.pending: list[tuple[date, str]] = []
+
+    def read(self, path: Path, state: FileState, stats: ScanStats) -> FileState | None:
+        """Read `path` from `state`, its events into `pending` (appended whenever a batch is
+        full); the file's new state, or None if its checkpoint must stay as it was."""
+        try:
+            result = self.source.read(path, state)
+        except OSError as exc:
+            if not isinstance(exc, FileNotFoundError):
+                _problem(stats, path, str(exc.strerror or exc))
+            return None
+        if result.problem:
+            _problem(stats, path, result.problem)
+        if result.retry:
+            stats.retry.append(path)  # half-written: read again shortly, checkpoint untouched
+            return None
+        records = result.records
+        if records:
+            stats.files_read += 1
+        now = self.clock()
+        latest = now + MAX_FUTURE
+        since = self.options.since
+        oldest = self.options.oldest
+        narrowed = False
+        accepted = skipped = 0
+        # copies of a record within the file (streaming snapshots): only the one the ledger
+        # would keep is written: the larger total, on a tie the later (UTC date, position)
+        winners: dict[str, tuple[tuple[int, date, int], SourceRecord]] = {}
+        for position, record in enumerate(records):
+            i, o, w, r = (
+                record.input_tokens,
+                record.output_tokens,
+                record.cache_write_tokens,
+                record.cache_read_tokens,
+            )
+            total = i + o + w + r
+            ts = record.timestamp
+            if (
+                not (
+                    0 <= i <= MAX_TOKENS
+                    and 0 <= o <= MAX_TOKENS
+                    and 0 <= w <= MAX_TOKENS
+                    and 0 <= r <= MAX_TOKENS
+                )
+                or total == 0
+                or ts > latest
+            ):
+                skipped += 1
+                continue
+            day = ts.date()
+            if oldest is not None and day < oldest:
+                skipped += 1
+                continue
+            if since is not None and day < since:
+                skipped += 1
+                narrowed = True
+                continue
+            accepted += 1
+            utc_day = day if ts.tzinfo is timezone.utc else ts.astimezone(timezone.utc).date()
+            rank = (total, utc_day, position)
+            old = winners.get(record.key)
+            if old is None or rank > old[0]:
+                winners[record.key] = (rank, record)
+        stats.records += accepted
+        stats.skipped += skipped
+        if winners:
+            encode = self.lines
+            self.pending.extend([encode(record) for _, record in winners.values()])
+            if len(self.pending) >= BATCH:
+                self.flush()
+        if narrowed:
+            return None  # this file's older records stay unread: a scan without --since counts them
+        return result.state
+
+    def flush(self) -> None:
+        if self.pending:
+            self.writer.append_encoded(self.pending)
+            self.pending.clear()
 
 
 def _problem(stats: ScanStats, path: Path, text: str) -> None:

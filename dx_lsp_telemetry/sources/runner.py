@@ -45,15 +45,17 @@ def scan(
     *,
     path: str = "",
     since: date | None = None,
+    workers: int = 1,
 ) -> dict[str, ScanStats]:
-    """Ingest each named source once; a second scan adds nothing."""
+    """Ingest each named source once; a second scan adds nothing. `workers` > 1: a long read
+    may be shared by that many processes (`Ingestor.scan`: never from the sidecar)."""
     paths.ensure()
     results: dict[str, ScanStats] = {}
     for name in names:
         source = SOURCES[name]()
         results[source.label] = make_ingestor(
             paths, source, settings, env, path=path, since=since
-        ).scan()
+        ).scan(workers=workers)
     return results
 
 

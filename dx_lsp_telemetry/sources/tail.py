@@ -28,6 +28,20 @@ def appended_lines(path: Path, state: FileState) -> Iterator[tuple[int, bytes]]:
     `size`/`mtime` seen at the start), so a caller resumes exactly where this stopped. A
     line is yielded without its newline.
     """
+    return _appended(path, state, None)
+
+
+def appended_lines_containing(
+    path: Path, state: FileState, needle: bytes
+) -> Iterator[tuple[int, bytes]]:
+    """`appended_lines`, only the lines that contain `needle` (no newline in it): the others are
+    skipped without being cut out of the buffer. `state` follows along exactly the same."""
+    if b"\n" in needle or not needle:
+        raise ValueError("the needle must be a non-empty part of one line")
+    return _appended(path, state, needle)
+
+
+def _appended(path: Path, state: FileState, needle: bytes | None) -> Iterator[tuple[int, bytes]]:
     fd = os.open(path, os.O_RDONLY)
     try:
         st = os.fstat(fd)
@@ -46,14 +60,25 @@ def appended_lines(path: Path, state: FileState) -> Iterator[tuple[int, bytes]]:
         buf = b""
         base = offset  # the file offset of buf[0]
         while chunk := os.read(fd, CHUNK):
-            buf += chunk
-            start = 0
-            while (nl := buf.find(b"\n", start)) >= 0:
-                yield base + start, buf[start:nl]
-                start = nl + 1
-            base += start
-            buf = buf[start:]
-            state["offset"] = base
+            buf = buf + chunk if buf else chunk
+            end = buf.rfind(b"\n") + 1  # past the last complete line in buf
+            if needle is None:
+                start = 0
+                while start < end:
+                    nl = buf.index(b"\n", start)
+                    yield base + start, buf[start:nl]
+                    start = nl + 1
+            else:
+                hit = buf.find(needle, 0, end)
+                while hit >= 0:
+                    start = buf.rfind(b"\n", 0, hit) + 1
+                    nl = buf.index(b"\n", hit)
+                    yield base + start, buf[start:nl]
+                    hit = buf.find(needle, nl + 1, end)
+            if end:
+                base += end
+                buf = buf[end:]
+                state["offset"] = base
         state["size"] = st.st_size
         state["mtime"] = st.st_mtime_ns
         state["head"] = _head(fd, state["offset"])
