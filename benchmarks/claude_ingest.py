@@ -75,12 +75,18 @@ class Run:
     stdout: bytes
 
 
+#: GNU time reports its child's own peak RSS: a child forked straight from this (large)
+#: process would inherit this process's high-water mark in its ru_maxrss
+GNU_TIME = "/usr/bin/time" if os.path.exists("/usr/bin/time") else None
+
+
 def timed(cmd: Sequence[str], env: dict[str, str]) -> Run:
-    """Run `cmd`; wall time, and peak RSS and CPU of this process alone (wait4)."""
+    """Run `cmd`; wall time, its peak RSS (its own, through GNU time when there is one) and CPU."""
     with tempfile.TemporaryFile() as err:
         started = time.perf_counter()
+        wrapped = [GNU_TIME, "-f", "maxrss=%M", *cmd] if GNU_TIME else list(cmd)
         proc = subprocess.Popen(
-            cmd, env=env, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL
+            wrapped, env=env, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL
         )
         assert proc.stdout is not None
         stdout = proc.stdout.read()
@@ -92,7 +98,11 @@ def timed(cmd: Sequence[str], env: dict[str, str]) -> Run:
         stderr = err.read()
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {stderr.decode()[-2000:]}")
-    return Run(wall, usage.ru_maxrss, usage.ru_utime + usage.ru_stime, stdout)
+    max_rss = usage.ru_maxrss
+    reported = [x for x in stderr.decode(errors="replace").splitlines() if x.startswith("maxrss=")]
+    if GNU_TIME and reported:
+        max_rss = int(reported[-1].split("=", 1)[1])
+    return Run(wall, max_rss, usage.ru_utime + usage.ru_stime, stdout)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
