@@ -400,7 +400,8 @@ async function statusTooltip(page: Page): Promise<string> {
 async function waitForTokenWarning(page: Page, what: string): Promise<{ item: StatusItem; tooltip: string }> {
   const item = await waitFor(what, 90_000, async () => {
     const i = await statusItem(page);
-    return i && i.warning && /DX/.test(i.text) ? i : undefined;
+    // the item may show a warning while it still says "starting": wait for the reason itself
+    return i && i.warning && /DX/.test(i.text) && i.aria.includes(NO_TOKEN_PROBLEM) ? i : undefined;
   });
   const tooltip = await waitFor('the status bar tooltip', 30_000, async () => {
     const t = await statusTooltip(page);
