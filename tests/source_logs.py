@@ -394,3 +394,26 @@ def ccusage_tokens(tool: str, logs: Path, work: Path) -> dict[str, tuple[int, in
         )
         for day, row in ccusage_daily(tool, logs, work).items()
     }
+
+
+#: per (date, tool): events, input, output, cache write, cache read, spend (cents)
+Tally = tuple[int, int, int, int, int, float]
+
+
+def ledger_tallies(data: DataPaths) -> dict[tuple[str, str], Tally]:
+    """Every distinct event of the ledger, summed per UTC day and tool."""
+    index = LedgerIndex(data.ledger_dir)
+    index.track(list_ledger_dates(data.ledger_dir))
+    index.refresh()
+    result = {}
+    for day, entries in index.by_day("utc").items():
+        for tool, t in totals_by_tool(entries).items():
+            result[(day.isoformat(), tool)] = (
+                t.events,
+                t.input_tokens,
+                t.output_tokens,
+                t.cache_write_tokens,
+                t.cache_read_tokens,
+                float(t.spend_cents),
+            )
+    return result

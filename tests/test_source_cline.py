@@ -24,13 +24,12 @@ from dx_lsp_telemetry.sources.base import Source
 from dx_lsp_telemetry.sources.checkpoints import Checkpoints
 from dx_lsp_telemetry.sources.cline import Cline, KiloCode, RooCode, user_data_dirs
 from dx_lsp_telemetry.sources.ingest import IngestOptions, Ingestor, ScanStats
-from dx_lsp_telemetry.summary import totals_by_tool
 from tests.harness import cli_json, date_ago, run_cli
+from tests.source_logs import Tally, ledger_tallies
 
 TASK = "1763632800000"  # Cline names a task folder by its creation time
 SECRET = "fix the bug in /home/dev/secret-project/payroll.py"
 #: (events, input, output, cache writes, cache reads, spend in cents)
-Tally = tuple[int, int, int, int, int, float]
 
 
 def at(day: str, seconds: int = 0) -> int:
@@ -126,21 +125,7 @@ class Setup:
         return self.data.home / "sources" / f"{self.source.label}.json"
 
     def totals(self) -> dict[tuple[str, str], Tally]:
-        index = LedgerIndex(self.data.ledger_dir)
-        index.track(list_ledger_dates(self.data.ledger_dir))
-        index.refresh()
-        result = {}
-        for day, entries in index.by_day("utc").items():
-            for tool, t in totals_by_tool(entries).items():
-                result[(day.isoformat(), tool)] = (
-                    t.events,
-                    t.input_tokens,
-                    t.output_tokens,
-                    t.cache_write_tokens,
-                    t.cache_read_tokens,
-                    float(t.spend_cents),
-                )
-        return result
+        return ledger_tallies(self.data)
 
     def models(self) -> list[str | None]:
         index = LedgerIndex(self.data.ledger_dir)

@@ -21,11 +21,10 @@ from dx_lsp_telemetry.paths import DataPaths
 from dx_lsp_telemetry.sources.base import FileState
 from dx_lsp_telemetry.sources.continue_dev import Continue
 from dx_lsp_telemetry.sources.ingest import IngestOptions, Ingestor, ScanStats
-from dx_lsp_telemetry.summary import totals_by_tool
 from tests.harness import cli_json, date_ago, run_cli
+from tests.source_logs import Tally, ledger_tallies
 
 #: (events, input, output, cache writes, cache reads, spend in cents)
-Tally = tuple[int, int, int, int, int, float]
 DAY1, DAY2 = "2025-11-20", "2025-11-21"
 USER_ID = "usr_8c1f0a-secret"
 
@@ -92,21 +91,7 @@ class Setup:
         return self.data.home / "sources" / "continue.json"
 
     def totals(self) -> dict[tuple[str, str], Tally]:
-        index = LedgerIndex(self.data.ledger_dir)
-        index.track(list_ledger_dates(self.data.ledger_dir))
-        index.refresh()
-        result = {}
-        for day, entries in index.by_day("utc").items():
-            for tool, t in totals_by_tool(entries).items():
-                result[(day.isoformat(), tool)] = (
-                    t.events,
-                    t.input_tokens,
-                    t.output_tokens,
-                    t.cache_write_tokens,
-                    t.cache_read_tokens,
-                    float(t.spend_cents),
-                )
-        return result
+        return ledger_tallies(self.data)
 
     def ledger_text(self) -> str:
         return "".join(p.read_text() for p in self.data.ledger_dir.glob("*.jsonl"))
