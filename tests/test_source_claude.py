@@ -671,3 +671,18 @@ def test_report_json_shows_the_estimated_spend_per_day(tmp_path: Path) -> None:
     totals = report_days(data)[DAY]
     assert totals["spend_cents"] == 2.1
     assert totals["events"] == 1
+
+
+def test_a_scan_that_finds_nothing_new_writes_nothing(tmp_path: Path) -> None:
+    logs, data = tmp_path / "claude", tmp_path / "data"
+    write_lines(transcript(logs, S1), [response(n, claude_usage(n, 10, 0, 0)) for n in (1, 2)])
+    scan(data, logs)
+    checkpoint = data / "sources" / f"{TOOL}.json"
+    written = checkpoint.stat()
+    for _ in range(3):  # the sidecar's periodic scan, minute after minute
+        scan(data, logs)
+    again = checkpoint.stat()
+    assert (again.st_ino, again.st_mtime_ns) == (written.st_ino, written.st_mtime_ns)
+    write_lines(transcript(logs, S1), [response(3, claude_usage(3, 10, 0, 0))])
+    scan(data, logs)
+    assert checkpoint.stat().st_ino != written.st_ino  # something new: saved (atomically)

@@ -7,6 +7,7 @@ are known by a hash of their path: paths name projects and sessions, which are n
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -70,10 +71,14 @@ class Checkpoints:
         self._stamp = stamp
 
     def state(self, path: Path) -> FileState:
-        return dict(self.files.get(file_key(path), {}))
+        """A deep copy: a reader may change nested values in place, and `update` must see
+        the difference to save it."""
+        return copy.deepcopy(self.files.get(file_key(path), {}))
 
     def update(self, path: Path, state: FileState) -> None:
         key = file_key(path)
+        if self.files.get(key) == state:
+            return  # an unchanged file: the periodic scan writes nothing
         self.files[key] = state
         self._encoded.pop(key, None)
         self.dirty = True

@@ -283,7 +283,17 @@ class Ingestor:
         return True
 
     def _summarise(self, stats: ScanStats, *, full: bool) -> None:
+        """What `sources` shows; saved only with something new (a quiet minute writes nothing)."""
         summary = self.checkpoints.summary
+        changed = (
+            self.checkpoints.dirty
+            or stats.records > 0
+            or stats.last_error is not None
+            or (full and summary.get("files") != stats.files)
+            or (full and "lastScan" not in summary)
+        )
+        if not changed:
+            return
         summary["lastRead"] = format_ts(self._clock())
         summary["records"] = int(summary.get("records", 0)) + stats.records
         if full:
