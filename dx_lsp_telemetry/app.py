@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import random
+import threading
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
@@ -21,14 +22,22 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from filelock import FileLock, Timeout
 
 from dx_lsp_telemetry.config import TOKEN_ENV, push_target
-from dx_lsp_telemetry.days import complete_at, day_end, day_of, is_complete, utc_now
-from dx_lsp_telemetry.events import EventRules, validate_event
+from dx_lsp_telemetry.daybook import read_day
+from dx_lsp_telemetry.days import (
+    complete_at,
+    day_end,
+    day_of,
+    is_complete,
+    utc_dates_overlapping,
+    utc_now,
+)
+from dx_lsp_telemetry.events import EventRules, UsageEvent, validate_event
 from dx_lsp_telemetry.journal import Journal
-from dx_lsp_telemetry.ledger import LedgerError, LedgerWriter
+from dx_lsp_telemetry.ledger import Appended, LedgerError, LedgerWriter
 from dx_lsp_telemetry.ledger_index import LedgerIndex
 from dx_lsp_telemetry.paths import DataPaths
 from dx_lsp_telemetry.pusher import ConfigurationError, CycleReport, PushBusy, Pusher, PushError
-from dx_lsp_telemetry.recorder import not_recorded, record_event
+from dx_lsp_telemetry.recorder import append_events, index_appended, not_recorded
 from dx_lsp_telemetry.retention import prune
 from dx_lsp_telemetry.settings import ParsedSettings, Settings, parse_settings
 from dx_lsp_telemetry.status import StatusInputs, build_status
@@ -62,6 +71,10 @@ class Telemetry:
         self._rng = random.Random()
         self._parsed: ParsedSettings = parse_settings(None, env)
         self._io = ThreadPoolExecutor(1, thread_name_prefix="dx-io")
+        #: events validated and waiting for the io thread, with their answers
+        self._queue: list[tuple[UsageEvent, asyncio.Future[dict[str, Any]]]] = []
+        self._queue_lock = threading.Lock()
+        self._queue_draining = False
         self._push_io = ThreadPoolExecutor(1, thread_name_prefix="dx-push")
         self._index = LedgerIndex(paths.ledger_dir)
         self._journal = Journal(paths.journal_file)
@@ -198,23 +211,72 @@ class Telemetry:
     # -- requests ----------------------------------------------------------------------
 
     async def record(self, raw: Any) -> dict[str, Any]:
+        return await self.submit_record(raw)
+
+    def submit_record(self, raw: Any) -> asyncio.Future[dict[str, Any]]:
+        """Validate `raw` now (EventError names the field); the future holds the answer once
+        the event's line is written. Events submitted while a write is under way are written
+        together next (group commit), in the order they came."""
         settings = self.settings
         rules = EventRules(
             settings.tool, self._clock(), settings.day_boundary, settings.backfill_days
         )
-        event = validate_event(raw, rules)  # EventError names the field
+        event = validate_event(raw, rules)
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         if not settings.enabled:
-            return not_recorded(event, settings.day_boundary)
-        if self._storage_problem:
-            raise LedgerError(self._storage_problem)
-        result = await self._run_io(
-            lambda: record_event(
-                self._writer, self._index, event, settings.day_boundary, window=rules.window_files
-            )
+            answer.set_result(not_recorded(event, settings.day_boundary))
+        elif self._storage_problem:
+            answer.set_exception(LedgerError(self._storage_problem))
+        else:
+            with self._queue_lock:
+                self._queue.append((event, answer))
+                start = not self._queue_draining
+                self._queue_draining = True
+            if start:
+                self._io.submit(self._write_queued)
+        return answer
+
+    def _write_queued(self) -> None:
+        """On the io thread: every event queued so far, in one write."""
+        with self._queue_lock:
+            queued, self._queue = self._queue, []
+            self._queue_draining = False
+        settings = self.settings
+        rules = EventRules(
+            settings.tool, self._clock(), settings.day_boundary, settings.backfill_days
         )
-        self._schedule_fsync()
-        self._mark_dirty()
-        return result
+        appended: list[Appended] = []
+        try:
+            answers: list[dict[str, Any]] | BaseException
+            answers, appended = append_events(
+                self._writer,
+                self._index,
+                [event for event, _ in queued],
+                settings.day_boundary,
+                window=rules.window_files,
+            )
+        except Exception as exc:
+            answers = exc
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._answer, [a for _, a in queued], answers)
+        if appended:  # after the answers: the index is not what makes an event recorded
+            index_appended(self._index, appended)
+
+    def _answer(
+        self,
+        futures: list[asyncio.Future[dict[str, Any]]],
+        answers: list[dict[str, Any]] | BaseException,
+    ) -> None:
+        for i, future in enumerate(futures):
+            if future.done():
+                continue  # cancelled by the client
+            if isinstance(answers, BaseException):
+                future.set_exception(answers)
+            else:
+                future.set_result(answers[i])
+        if not isinstance(answers, BaseException):
+            self._schedule_fsync()
+            self._mark_dirty()
 
     async def status(self) -> dict[str, Any]:
         return await self._run_io(self._status_sync)
@@ -288,7 +350,17 @@ class Telemetry:
 
     def _prune(self) -> None:
         s = self.settings
-        prune(self.paths, day_of(self._clock(), s.day_boundary), s.retention_days, s.backfill_days)
+        try:
+            prune(
+                self.paths,
+                self._writer,
+                self._index,
+                day_of(self._clock(), s.day_boundary),
+                s.retention_days,
+                s.backfill_days,
+            )
+        except LedgerError as exc:
+            log.warning("retention: %s", exc)
 
     async def _schedule_loop(self) -> None:
         """Push after start-up and after each day completes, each after a random delay."""
@@ -377,12 +449,12 @@ class Telemetry:
         if self._storage_problem:
             return
         now = self._clock()
-        today = day_of(now, self.settings.day_boundary)
-        self._index.refresh()
-        if today in self._index.marker_days(self.settings.day_boundary):
-            return
+        settings = self.settings
+        today = day_of(now, settings.day_boundary)
         try:
-            self._writer.append_marker(now)
+            self._index.refresh(utc_dates_overlapping(today, today, settings.day_boundary))
+            if not read_day(self._index, settings, today).has_markers:
+                self._writer.append_marker(now)
         except LedgerError as exc:
             log.warning("cannot write the session marker: %s", exc)
 

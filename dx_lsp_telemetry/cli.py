@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from dx_lsp_telemetry import __version__
 from dx_lsp_telemetry.config import TOKEN_ENV
-from dx_lsp_telemetry.days import day_of, utc_dates_overlapping, utc_now
+from dx_lsp_telemetry.days import day_of, utc_now
 from dx_lsp_telemetry.events import EventError, EventRules, validate_event
 from dx_lsp_telemetry.ledger import LedgerError, LedgerWriter
 from dx_lsp_telemetry.logs import setup_logging
@@ -218,7 +218,6 @@ def _report(
     today = day_of(utc_now(), settings.day_boundary)
     days = [today - timedelta(days=i) for i in range(args.days)]
     index = LedgerIndex(paths.ledger_dir)
-    index.track(utc_dates_overlapping(days[-1], today, settings.day_boundary))
     index.refresh()
     journal = Journal(paths.journal_file)
     journal.load()

@@ -1,62 +1,61 @@
-"""Which (date, tool) records a day has, read from the ledger view."""
+"""A zone day as the index holds it: its records per tool, and what they were computed from."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 
-from dx_lsp_telemetry.days import DayBoundary, utc_dates_overlapping, window_days
-from dx_lsp_telemetry.ledger import LedgerEntry
-from dx_lsp_telemetry.ledger_index import LedgerIndex
+from dx_lsp_telemetry.days import (
+    DayBoundary,
+    day_end,
+    day_start,
+    utc_dates_overlapping,
+    window_days,
+)
+from dx_lsp_telemetry.ledger_index import SLOT_SECONDS, LedgerIndex
 from dx_lsp_telemetry.settings import Settings
+from dx_lsp_telemetry.summary import ToolDay, Totals
 
 
-def window_index(index: LedgerIndex, settings: Settings, now: datetime) -> list[date]:
-    """Point `index` at the files of today and the backfill window; return those days."""
-    days = window_days(now, settings.day_boundary, settings.backfill_days)
-    index.track(utc_dates_overlapping(days[-1], days[0], settings.day_boundary))
+@dataclass(frozen=True)
+class Day:
+    day: date
+    #: per tool; an inactive day (a sidecar ran, nothing was used) has the `tool` setting
+    tools: dict[str, ToolDay]
+    #: a sidecar ran on this day (it writes a session marker a day)
+    has_markers: bool
+    #: how far each of the day's UTC ledger files was indexed when `tools` was read
+    cover: dict[str, int]
+
+
+def slots(day: date, boundary: DayBoundary) -> tuple[int, int]:
+    """The index's quarter hours [first, end) of a zone day."""
+    start = int(day_start(day, boundary).timestamp())
+    end = int(day_end(day, boundary).timestamp())
+    return start // SLOT_SECONDS, end // SLOT_SECONDS
+
+
+def refreshed_window(index: LedgerIndex, settings: Settings, now: datetime) -> list[date]:
+    """Bring the index up to date with the ledger; today and the backfill window, newest
+    first."""
     index.refresh()
-    return days
+    return window_days(now, settings.day_boundary, settings.backfill_days)
 
 
-def day_tools(index: LedgerIndex, settings: Settings, day: date) -> dict[str, list[LedgerEntry]]:
-    """The day's events per tool; an inactive day (markers, no usage) has the `tool` setting.
-
-    The lists are shared with the index's memo: read them, do not change them.
-    """
+def read_day(index: LedgerIndex, settings: Settings, day: date) -> Day:
     boundary = settings.day_boundary
-    by_tool = dict(index.memo(boundary, day, "tools", lambda: _by_tool(index, boundary, day)))
-    if (
-        not by_tool
-        and settings.report_inactive_days
-        and settings.tool
-        and day in index.marker_days(settings.day_boundary)
-    ):
-        by_tool[settings.tool] = []
-    return dict(sorted(by_tool.items()))
+    first, end = slots(day, boundary)
+    indexed = index.day(first, end, utc_dates_overlapping(day, day, boundary))
+    tools = dict(sorted(indexed.tools.items()))
+    if not tools and indexed.has_markers and settings.report_inactive_days and settings.tool:
+        tools[settings.tool] = ToolDay()
+    cover = {d.isoformat(): off for d, off in indexed.cover.items()}
+    return Day(day, tools, indexed.has_markers, cover)
 
 
-def _by_tool(index: LedgerIndex, boundary: DayBoundary, day: date) -> dict[str, list[LedgerEntry]]:
-    by_tool: dict[str, list[LedgerEntry]] = {}
-    for entry in index.of_day(boundary, day):
-        by_tool.setdefault(entry.event.tool, []).append(entry)
-    return by_tool
-
-
-def cover_of(index: LedgerIndex, settings: Settings, day: date) -> dict[str, int]:
-    """How far each ledger file of `day` has been read: what a record computed now includes."""
-    offsets = index.offsets()
-    return {
-        d.isoformat(): offsets.get(d, 0)
-        for d in utc_dates_overlapping(day, day, settings.day_boundary)
-    }
-
-
-def split_by_cover(
-    entries: list[LedgerEntry], cover: dict[str, int]
-) -> tuple[list[LedgerEntry], list[LedgerEntry]]:
-    """(included in a record computed at `cover`, written after it: a pushed day's `late`)."""
-    included: list[LedgerEntry] = []
-    late: list[LedgerEntry] = []
-    for e in entries:
-        (late if e.offset >= cover.get(e.file_date.isoformat(), 0) else included).append(e)
-    return included, late
+def late_totals(
+    index: LedgerIndex, settings: Settings, day: date, cover: dict[str, int]
+) -> dict[str, Totals]:
+    """Per tool, the day's events written after a record computed at `cover` was pushed."""
+    first, end = slots(day, settings.day_boundary)
+    return index.late(first, end, {date.fromisoformat(d): off for d, off in cover.items()})

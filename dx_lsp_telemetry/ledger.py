@@ -11,13 +11,13 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
+from dx_lsp_telemetry.append_lock import AppendLock, LockTimeout
 from dx_lsp_telemetry.days import format_ts, parse_ts
 from dx_lsp_telemetry.events import UsageEvent, from_ledger
 
@@ -31,28 +31,35 @@ class LedgerError(OSError):
 
 
 @dataclass(frozen=True)
-class LedgerEntry:
-    """A usage line as read back, with where it sits (for dedupe order and `late`)."""
-
+class UsageLine:
     event: UsageEvent
+    #: when the line was written (stamped under the append lock): orders versions of an event
     recorded_at: str
-    file_date: date
-    offset: int
-
-    @property
-    def order(self) -> tuple[str, date, int]:
-        return (self.recorded_at, self.file_date, self.offset)
 
 
 @dataclass(frozen=True)
-class SessionMarker:
+class SessionLine:
     timestamp: datetime
+
+
+@dataclass(frozen=True)
+class Appended:
+    """What one append put into one file, so the index can take it in without reading it back."""
+
     file_date: date
-    offset: int
+    #: where `payload` begins in the file
+    start: int
+    payload: bytes
+    #: a torn line was sealed with a newline just before `start`
+    sealed: bool
+    stamp: str
+    #: the events written and where each line starts
+    lines: list[tuple[UsageEvent, int]]
 
 
-def ledger_path(ledger_dir: Path, utc_date: date) -> Path:
-    return ledger_dir / f"{utc_date.isoformat()}.jsonl"
+def ledger_path(ledger_dir: Path | str, utc_date: date) -> str:
+    # a str, not a Path: this is on every append's path, and pathlib's `/` costs 10 us
+    return os.path.join(ledger_dir, f"{utc_date.isoformat()}.jsonl")
 
 
 def file_date_of(path: Path) -> date | None:
@@ -76,21 +83,43 @@ class LedgerWriter:
 
     def __init__(self, ledger_dir: Path) -> None:
         self.ledger_dir = ledger_dir
-        self._lock = FileLock(ledger_dir / ".lock", timeout=LOCK_TIMEOUT_SECONDS)
-        self._unsynced: set[Path] = set()
+        self._lock = AppendLock(ledger_dir / ".lock", LOCK_TIMEOUT_SECONDS)
+        self._unsynced: set[str] = set()
 
-    def locked(self) -> FileLock:
-        """The append lock, for callers that must read and write atomically (dedupe)."""
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """The append lock, for callers that must read and write atomically (dedupe); taken
+        again by the appends themselves (it is reentrant)."""
         try:
             self.ledger_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise LedgerError(
                 f"cannot create the ledger folder {self.ledger_dir}: {exc.strerror}"
             ) from exc
-        return self._lock
+        try:
+            with self._lock:
+                yield
+        except LockTimeout as exc:
+            raise LedgerError(f"the ledger cannot be written: {exc}") from exc
 
-    def append_events(self, events: Iterable[UsageEvent]) -> None:
-        self.append_lines((e.timestamp, e.to_ledger()) for e in events)
+    def append_events(self, events: Iterable[UsageEvent]) -> list[Appended]:
+        """One write per file for all `events`; what was written where."""
+        by_file: dict[date, list[UsageEvent]] = {}
+        for event in events:
+            by_file.setdefault(event.timestamp.astimezone(timezone.utc).date(), []).append(event)
+        appended: list[Appended] = []
+        with self.locked():
+            stamp = format_ts(datetime.now(timezone.utc))
+            for utc_date, file_events in by_file.items():
+                encoded = [_encode({**e.to_ledger(), "recorded_at": stamp}) for e in file_events]
+                path = ledger_path(self.ledger_dir, utc_date)
+                start, sealed = self._write(path, encoded)
+                lines, at = [], start
+                for i, event in enumerate(file_events):
+                    lines.append((event, at))
+                    at += len(encoded[i])
+                appended.append(Appended(utc_date, start, b"".join(encoded), sealed, stamp, lines))
+        return appended
 
     def append_marker(self, ts: datetime) -> None:
         self.append_lines(
@@ -104,20 +133,14 @@ class LedgerWriter:
             by_file.setdefault(ts.astimezone(timezone.utc).date(), []).append(line)
         if not by_file:
             return
-        try:
-            with self.locked():
-                # stamped under the lock, so recorded_at orders appends across processes
-                stamp = format_ts(datetime.now(timezone.utc))
-                for utc_date, file_lines in by_file.items():
-                    self._write(
-                        ledger_path(self.ledger_dir, utc_date),
-                        [_encode({**line, "recorded_at": stamp}) for line in file_lines],
-                    )
-        except Timeout as exc:
-            raise LedgerError(
-                f"the ledger is locked by another process for over {LOCK_TIMEOUT_SECONDS:.0f} s "
-                f"({exc.lock_file})"
-            ) from exc
+        with self.locked():
+            # stamped under the lock, so recorded_at orders appends across processes
+            stamp = format_ts(datetime.now(timezone.utc))
+            for utc_date, file_lines in by_file.items():
+                self._write(
+                    ledger_path(self.ledger_dir, utc_date),
+                    [_encode({**line, "recorded_at": stamp}) for line in file_lines],
+                )
 
     def append_encoded(self, lines: Iterable[tuple[date, str]]) -> None:
         """Write lines already encoded (as `_encode` encodes them, without `recorded_at`: e.g.
@@ -131,20 +154,15 @@ class LedgerWriter:
             file_lines.append(text[:-1])  # without its `}`: recorded_at goes last
         if not by_file:
             return
-        try:
-            with self.locked():
-                stamp = format_ts(datetime.now(timezone.utc))
-                tail = f',"recorded_at":"{stamp}"}}\n'
-                for utc_date, file_lines in by_file.items():
-                    text = tail.join(file_lines) + tail
-                    self._write(ledger_path(self.ledger_dir, utc_date), [text.encode()])
-        except Timeout as exc:
-            raise LedgerError(
-                f"the ledger is locked by another process for over {LOCK_TIMEOUT_SECONDS:.0f} s "
-                f"({exc.lock_file})"
-            ) from exc
+        with self.locked():
+            stamp = format_ts(datetime.now(timezone.utc))
+            tail = f',"recorded_at":"{stamp}"}}\n'
+            for utc_date, file_lines in by_file.items():
+                text = tail.join(file_lines) + tail
+                self._write(ledger_path(self.ledger_dir, utc_date), [text.encode()])
 
-    def _write(self, path: Path, encoded: list[bytes]) -> None:
+    def _write(self, path: str, encoded: list[bytes]) -> tuple[int, bool]:
+        """Append; returns where the payload begins and whether a torn line was sealed."""
         try:
             fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         except OSError as exc:
@@ -158,6 +176,7 @@ class LedgerWriter:
             written = os.write(fd, payload)
             if written != len(payload):
                 raise LedgerError(f"short write to {path} ({written} of {len(payload)} bytes)")
+            start = size + len(prefix)
         except OSError as exc:
             if isinstance(exc, LedgerError):
                 raise
@@ -165,6 +184,7 @@ class LedgerWriter:
         finally:
             os.close(fd)
         self._unsynced.add(path)
+        return start, bool(prefix)
 
     @property
     def has_unsynced(self) -> bool:
@@ -177,7 +197,7 @@ class LedgerWriter:
             fsync_path(path)
 
 
-def fsync_path(path: Path) -> None:
+def fsync_path(path: str | Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -192,65 +212,25 @@ def _encode(line: dict[str, Any]) -> bytes:
     return (json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
-@dataclass
-class ReadResult:
-    entries: list[LedgerEntry]
-    markers: list[SessionMarker]
-    next_offset: int
-    #: bytes after the last newline: a write in progress, or a line torn by a crash
-    trailing_bytes: int
-    problems: list[str]
-
-
-def read_from(path: Path, file_date: date, offset: int) -> ReadResult:
-    """Parse the complete lines of `path` from `offset`. Bad lines are skipped and named."""
-    result = ReadResult([], [], offset, 0, [])
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
-    except FileNotFoundError:
-        return result
-    end = data.rfind(b"\n") + 1
-    result.trailing_bytes = len(data) - end
-    result.next_offset = offset + end
-    pos = offset
-    for raw in _lines(data[:end]):
-        line_offset = pos
-        pos += len(raw) + 1
-        if not raw.strip():
-            continue
-        try:
-            _parse_line(raw, file_date, line_offset, result)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            result.problems.append(
-                f"{path.name} at byte {line_offset}: skipped a malformed ledger line ({exc})"
-            )
-    return result
-
-
-def _lines(data: bytes) -> Iterator[bytes]:
-    start = 0
-    while start < len(data):
-        nl = data.index(b"\n", start)
-        yield data[start:nl]
-        start = nl + 1
-
-
-def _parse_line(raw: bytes, file_date: date, offset: int, out: ReadResult) -> None:
+def parse_line(raw: bytes) -> UsageLine | SessionLine:
+    """One ledger line; raises ValueError, KeyError, TypeError or AttributeError if it is bad."""
     line = json.loads(raw)
     if not isinstance(line, dict):
         raise TypeError("not a JSON object")
     kind = line.get("type")
     if kind == "usage":
-        event = from_ledger(line)
         recorded_at = line.get("recorded_at")
-        out.entries.append(
-            LedgerEntry(
-                event, recorded_at if isinstance(recorded_at, str) else "", file_date, offset
-            )
-        )
-    elif kind == "session":
-        out.markers.append(SessionMarker(parse_ts(line["timestamp"]), file_date, offset))
-    else:
-        raise ValueError(f"unknown line type {kind!r}")
+        return UsageLine(from_ledger(line), recorded_at if isinstance(recorded_at, str) else "")
+    if kind == "session":
+        return SessionLine(parse_ts(line["timestamp"]))
+    raise ValueError(f"unknown line type {kind!r}")
+
+
+def complete_lines(data: bytes, base: int) -> Iterator[tuple[int, bytes]]:
+    """(offset, line without its newline) for each complete line of `data`, read at `base`."""
+    start = 0
+    end = data.rfind(b"\n") + 1
+    while start < end:
+        nl = data.index(b"\n", start)
+        yield base + start, data[start:nl]
+        start = nl + 1

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from filelock import FileLock, Timeout
 
 from dx_lsp_telemetry.config import PushTarget, blocking_problems, push_target
-from dx_lsp_telemetry.daybook import cover_of, day_tools, window_index
-from dx_lsp_telemetry.days import format_ts, is_complete, utc_now
+from dx_lsp_telemetry.daybook import read_day, refreshed_window
+from dx_lsp_telemetry.days import format_ts, is_complete, utc_dates_overlapping, utc_now
 from dx_lsp_telemetry.journal import Journal, JournalEntry
 from dx_lsp_telemetry.ledger import fsync_path, ledger_path
 from dx_lsp_telemetry.ledger_index import LedgerIndex
@@ -26,7 +26,7 @@ from dx_lsp_telemetry.outbox import write_record
 from dx_lsp_telemetry.outcomes import Outcome, PushResult
 from dx_lsp_telemetry.paths import DataPaths
 from dx_lsp_telemetry.settings import Settings
-from dx_lsp_telemetry.summary import Totals, build_record, record_hash, totals_by_tool
+from dx_lsp_telemetry.summary import ToolDay, build_record, record_hash
 
 if TYPE_CHECKING:
     from dx_lsp_telemetry.dx import DxClient
@@ -120,8 +120,10 @@ class Pusher:
         report = CycleReport()
         if not manual and self.is_paused(target):
             return report
-        with self._locked(wait=MANUAL_LOCK_WAIT if manual else 0.0) as journal:
-            index = LedgerIndex(self.paths.ledger_dir)
+        with (
+            self._locked(wait=MANUAL_LOCK_WAIT if manual else 0.0) as journal,
+            self._index() as index,
+        ):
             for due in self._due(index, journal, settings, target, manual=manual):
                 if not self._push(journal, target, due, report):
                     report.stopped_early = True
@@ -133,15 +135,14 @@ class Pusher:
         target = push_target(settings, token)
         journal = Journal(self.paths.journal_file)
         journal.load()
-        index = LedgerIndex(self.paths.ledger_dir)
-        return [d.record for d in self._due(index, journal, settings, target, manual=True)]
+        with self._index() as index:
+            return [d.record for d in self._due(index, journal, settings, target, manual=True)]
 
     def resend(self, settings: Settings, token: str | None, day: date, tool: str) -> CycleReport:
         """The user's decision on an unconfirmed or failed day: send it once more, now."""
         target = self._target(settings, token)
         report = CycleReport()
-        with self._locked(wait=MANUAL_LOCK_WAIT) as journal:
-            index = LedgerIndex(self.paths.ledger_dir)
+        with self._locked(wait=MANUAL_LOCK_WAIT) as journal, self._index() as index:
             self._check_day(index, settings, day, tool)
             previous = journal.get((target.destination, target.email, day.isoformat(), tool))
             if previous and previous.state in ("pushed", "outbox"):
@@ -223,6 +224,15 @@ class Pusher:
         return push_target(settings, token)
 
     @contextmanager
+    def _index(self) -> Iterator[LedgerIndex]:
+        """A connection to the ledger's index for one operation (on the push thread)."""
+        index = LedgerIndex(self.paths.ledger_dir)
+        try:
+            yield index
+        finally:
+            index.close()
+
+    @contextmanager
     def _locked(self, *, wait: float) -> Iterator[Journal]:
         self.paths.home.mkdir(parents=True, exist_ok=True)
         try:
@@ -270,13 +280,13 @@ class Pusher:
         manual: bool,
     ) -> Iterator[DueRecord]:
         now = self._clock()
-        days = window_index(index, settings, now)
+        days = refreshed_window(index, settings, now)
         if not manual and self._waiting_to_retry(journal, target, now):
             return  # DX asked to wait (Retry-After) or was unreachable: no day goes before then
         for day in reversed(days):  # oldest first
             if not is_complete(day, now, settings.day_boundary):
                 continue
-            for tool in day_tools(index, settings, day):
+            for tool in read_day(index, settings, day).tools:
                 previous = journal.get((target.destination, target.email, day.isoformat(), tool))
                 if not self._eligible(previous, manual=manual, now=now):
                     continue
@@ -317,26 +327,27 @@ class Pusher:
         tool: str,
         previous: JournalEntry | None,
     ) -> DueRecord:
-        index.refresh()
-        entries = day_tools(index, settings, day).get(tool, [])
+        # events written since the window was read (a long cycle) belong in the record
+        index.refresh(utc_dates_overlapping(day, day, settings.day_boundary))
+        view = read_day(index, settings, day)
+        sums = view.tools.get(tool) or ToolDay()
         record = build_record(
             email=target.email,
             day=day,
             tool=tool,
-            events=(e.event for e in entries),
+            sums=sums,
             model_breakdowns=settings.model_breakdowns,
         )
-        totals = totals_by_tool(entries).get(tool, Totals()).to_status()
-        return DueRecord(day, tool, record, cover_of(index, settings, day), previous, totals)
+        return DueRecord(day, tool, record, view.cover, previous, sums.totals.to_status())
 
     def _check_day(self, index: LedgerIndex, settings: Settings, day: date, tool: str) -> None:
         now = self._clock()
-        days = window_index(index, settings, now)
+        days = refreshed_window(index, settings, now)
         if day not in days:
             raise NotAllowed(f"{day} is outside the backfill window ({days[-1]} to {days[0]})")
         if not is_complete(day, now, settings.day_boundary):
             raise NotAllowed(f"{day} is not complete yet; it is pushed once it is over")
-        if tool not in day_tools(index, settings, day):
+        if tool not in read_day(index, settings, day).tools:
             raise NotAllowed(f"{day} has no record for tool {tool!r}")
 
     def _push(

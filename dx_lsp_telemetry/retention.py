@@ -10,20 +10,35 @@ import logging
 import os
 from datetime import date, timedelta
 
-from dx_lsp_telemetry.ledger import ledger_path, list_ledger_dates
+from dx_lsp_telemetry.ledger import LedgerWriter, ledger_path, list_ledger_dates
+from dx_lsp_telemetry.ledger_index import LedgerIndex
 from dx_lsp_telemetry.paths import DataPaths
 
 log = logging.getLogger(__name__)
 
 
-def prune(paths: DataPaths, today: date, retention_days: int, backfill_days: int) -> list[str]:
-    """Delete what is past retention; returns the names removed."""
+def prune(
+    paths: DataPaths,
+    writer: LedgerWriter,
+    index: LedgerIndex,
+    today: date,
+    retention_days: int,
+    backfill_days: int,
+) -> list[str]:
+    """Delete what is past retention; returns the names removed. A ledger file leaves the
+    index first, under the append lock, so the index never counts a file that is gone."""
     keep_days = max(retention_days, backfill_days + 2)
     cutoff = today - timedelta(days=keep_days)
     removed: list[str] = []
-    for d in list_ledger_dates(paths.ledger_dir):
-        if d < cutoff:
-            _remove(ledger_path(paths.ledger_dir, d), removed)
+    old = [d for d in list_ledger_dates(paths.ledger_dir) if d < cutoff]
+    if old:
+        rebuild = False
+        with writer.locked():
+            for d in old:
+                rebuild = index.forget_file(d) or rebuild
+                _remove(ledger_path(paths.ledger_dir, d), removed)
+            if rebuild:
+                index.rebuild("an event had versions in a pruned ledger file and another")
     try:
         names = os.listdir(paths.outbox_dir)
     except FileNotFoundError:
@@ -40,7 +55,7 @@ def prune(paths: DataPaths, today: date, retention_days: int, backfill_days: int
     return removed
 
 
-def _remove(path: os.PathLike[str], removed: list[str]) -> None:
+def _remove(path: str | os.PathLike[str], removed: list[str]) -> None:
     try:
         os.remove(path)
         removed.append(os.fspath(path))

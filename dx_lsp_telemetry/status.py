@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from dx_lsp_telemetry import __version__
 from dx_lsp_telemetry.config import blocking_problems, destination_of, push_target
-from dx_lsp_telemetry.daybook import day_tools, split_by_cover, window_index
+from dx_lsp_telemetry.daybook import late_totals, read_day
+from dx_lsp_telemetry.days import window_days
 from dx_lsp_telemetry.journal import Journal, JournalEntry
-from dx_lsp_telemetry.ledger import LedgerEntry
+from dx_lsp_telemetry.ledger import LedgerError
 from dx_lsp_telemetry.ledger_index import LedgerIndex
 from dx_lsp_telemetry.settings import Settings
-from dx_lsp_telemetry.summary import Totals, totals_by_tool
+from dx_lsp_telemetry.summary import Totals
 
 
 @dataclass(frozen=True)
@@ -30,13 +31,21 @@ class StatusInputs:
 
 def build_status(inputs: StatusInputs, index: LedgerIndex, journal: Journal) -> dict[str, Any]:
     settings = inputs.settings
-    days = window_index(index, settings, inputs.now)
-    journal.load()
+    days = window_days(inputs.now, settings.day_boundary, settings.backfill_days)
     today = days[0]
     problems = list(inputs.extra_problems)
     if settings.enabled:
         problems += blocking_problems(settings, inputs.token)
-    entries = day_entries(index, journal, settings, inputs.token, days, today, split_late=True)
+    journal.load()
+    entries: list[dict[str, Any]] = []
+    try:
+        index.refresh()
+    except LedgerError as exc:  # e.g. a full disk: what the index holds is still shown
+        problems.append(f"the newest ledger lines cannot be indexed ({exc}): totals may lag")
+    try:
+        entries = day_entries(index, journal, settings, inputs.token, days, today, split_late=True)
+    except LedgerError as exc:
+        problems.append(f"the ledger cannot be read: {exc}")
     today_tools = {
         e["tool"]: e["totals"]
         for e in entries
@@ -72,69 +81,68 @@ def day_entries(
     without, `totals` hold every distinct event (the report).
     """
     target = push_target(settings, token)
+    oldest = today - timedelta(days=settings.backfill_days)
     result: list[dict[str, Any]] = []
     for day in days:
-        for tool, entries in day_tools(index, settings, day).items():
+        for tool, sums in read_day(index, settings, day).tools.items():
             pushed = journal.get((target.destination, target.email, day.isoformat(), tool))
-            result.append(
-                _day_entry(index, settings, day, tool, today, entries, pushed, split_late)
-            )
+            entry = _day_entry(day, tool, today, oldest, sums.totals, pushed)
+            if split_late and pushed is not None and entry["state"] in _SENT and pushed.cover:
+                _split_late(entry, index, settings, day, tool, sums.totals, pushed)
+            result.append(entry)
     return result
 
 
+#: states whose record left: their `totals` are what was sent, later events are `late`
+_SENT = ("pushed", "outbox", "unconfirmed")
+
+
 def _day_entry(
+    day: date,
+    tool: str,
+    today: date,
+    oldest: date,
+    totals: Totals,
+    pushed: JournalEntry | None,
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {"date": day.isoformat(), "tool": tool, "state": "pending"}
+    if day == today:
+        entry["state"] = "open"
+    elif pushed is not None and pushed.state not in ("sending", "pending"):
+        entry["state"] = pushed.state
+        if pushed.state in ("pushed", "outbox"):
+            entry["pushedAt"] = pushed.at
+        if pushed.error and pushed.state in ("failed", "unconfirmed"):
+            entry["error"] = pushed.error
+    elif day < oldest:
+        entry["state"] = "expired"  # never pushed, and outside the window: it never will be
+    elif pushed is not None and pushed.state == "pending":
+        if pushed.error:
+            entry["error"] = pushed.error
+        if pushed.retry_at:
+            entry["retryAt"] = pushed.retry_at
+    entry["totals"] = totals.to_status()
+    return entry
+
+
+def _split_late(
+    entry: dict[str, Any],
     index: LedgerIndex,
     settings: Settings,
     day: date,
     tool: str,
-    today: date,
-    entries: list[LedgerEntry],
-    pushed: JournalEntry | None,
-    split_late: bool,
-) -> dict[str, Any]:
-    entry: dict[str, Any] = {"date": day.isoformat(), "tool": tool, "state": "pending"}
-    cover: dict[str, int] | None = None
-    sent: dict[str, Any] | None = None
-    if day == today:
-        entry["state"] = "open"
-    elif pushed is not None and pushed.state != "sending":
-        entry["state"] = pushed.state
-        if pushed.state in ("pushed", "outbox"):
-            entry["pushedAt"] = pushed.at
-        if pushed.error and pushed.state in ("failed", "unconfirmed", "pending"):
-            entry["error"] = pushed.error
-        if pushed.state == "pending" and pushed.retry_at:
-            entry["retryAt"] = pushed.retry_at
-        if split_late and pushed.state in ("pushed", "outbox", "unconfirmed") and pushed.cover:
-            cover = pushed.cover
-            sent = pushed.totals  # what DX holds, even if a bigger version came later
-    # the sums are remembered until the day's events change: a new event costs its day only
-    boundary = settings.day_boundary
-    if cover is None:
-        totals, late = index.memo(
-            boundary, day, ("totals", tool), lambda: (_totals(entries, tool), None)
-        )
-    else:
-        split = cover
-        totals, late = index.memo(
-            boundary,
-            day,
-            ("split", tool, tuple(sorted(split.items()))),
-            lambda: _split_totals(entries, split, tool),
-        )
-    entry["totals"] = sent if sent is not None else dict(totals)
-    if late is not None:
-        entry["late"] = dict(late)
-    return entry
-
-
-def _split_totals(
-    entries: list[LedgerEntry], cover: dict[str, int], tool: str
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """(totals of what a record computed at `cover` included, of what came later or None)."""
-    counted, late = split_by_cover(entries, cover)
-    return _totals(counted, tool), (_totals(late, tool) if late else None)
-
-
-def _totals(entries: list[LedgerEntry], tool: str) -> dict[str, Any]:
-    return totals_by_tool(entries).get(tool, Totals()).to_status()
+    totals: Totals,
+    pushed: JournalEntry,
+) -> None:
+    """A sent day: `totals` as sent (what DX holds), `late` what was written after it."""
+    late = late_totals(index, settings, day, pushed.cover).get(tool)
+    if pushed.totals is not None:
+        entry["totals"] = pushed.totals
+    else:  # a journal from before totals were kept: what the record included
+        included = Totals()
+        included.merge(totals)
+        if late is not None:
+            included.merge(late, -1)
+        entry["totals"] = included.to_status()
+    if late is not None and late.events:
+        entry["late"] = late.to_status()

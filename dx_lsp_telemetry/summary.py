@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
 from dx_lsp_telemetry.events import TOKEN_FIELDS, UsageEvent, decimal_to_json
-from dx_lsp_telemetry.ledger import LedgerEntry
 
 #: Enough digits that no sum of accepted values is ever rounded: a float's shortest repr has
 #: no digit above 10^308 or below 10^-324, so even 10^60 of them sum exactly in 700 digits.
@@ -27,18 +26,48 @@ class Totals:
     cache_read_tokens: int = 0
     spend_cents: Decimal = Decimal(0)
     metrics: dict[str, Decimal] = field(default_factory=dict)
+    #: per metric, how many events carry it: a replaced version may take a key away again
+    metric_events: dict[str, int] = field(default_factory=dict)
 
-    def add(self, event: UsageEvent) -> None:
-        self.events += 1
-        self.input_tokens += event.input_tokens
-        self.output_tokens += event.output_tokens
-        self.cache_write_tokens += event.cache_write_tokens
-        self.cache_read_tokens += event.cache_read_tokens
+    def add(self, event: UsageEvent, sign: int = 1) -> None:
+        """Count `event` in (sign 1) or take it out again (sign -1: a replaced version)."""
+        self.events += sign
+        self.input_tokens += sign * event.input_tokens
+        self.output_tokens += sign * event.output_tokens
+        self.cache_write_tokens += sign * event.cache_write_tokens
+        self.cache_read_tokens += sign * event.cache_read_tokens
+        self._add_amounts(
+            event.spend_cents, event.metrics, dict.fromkeys(event.metrics, sign), sign
+        )
+
+    def merge(self, other: Totals, sign: int = 1) -> None:
+        self.events += sign * other.events
+        self.input_tokens += sign * other.input_tokens
+        self.output_tokens += sign * other.output_tokens
+        self.cache_write_tokens += sign * other.cache_write_tokens
+        self.cache_read_tokens += sign * other.cache_read_tokens
+        counts = {k: sign * n for k, n in other.metric_events.items()}
+        self._add_amounts(other.spend_cents, other.metrics, counts, sign)
+
+    def _add_amounts(
+        self, spend: Decimal, metrics: Mapping[str, Decimal], counts: Mapping[str, int], sign: int
+    ) -> None:
+        if not spend and not metrics:
+            return
         with localcontext() as ctx:
             ctx.prec = _EXACT
-            self.spend_cents += event.spend_cents
-            for key, value in event.metrics.items():
-                self.metrics[key] = self.metrics.get(key, Decimal(0)) + value
+            self.spend_cents += sign * spend
+            for key, value in metrics.items():
+                # in a change still to be applied (a version replaced) a count may be 0 or
+                # below with a value; in a sum, no event carrying the key means no key
+                carried = self.metric_events.get(key, 0) + counts.get(key, 0)
+                total = self.metrics.get(key, Decimal(0)) + sign * value
+                if carried or total:
+                    self.metrics[key] = total
+                    self.metric_events[key] = carried
+                else:
+                    self.metrics.pop(key, None)
+                    self.metric_events.pop(key, None)
 
     @property
     def token_total(self) -> int:
@@ -73,30 +102,19 @@ def round_cents(value: Decimal) -> int:
     return int(_quantize(value, Decimal(1)))
 
 
-def totals_by_tool(entries: Iterable[LedgerEntry]) -> dict[str, Totals]:
-    result: dict[str, Totals] = {}
-    for entry in entries:
-        result.setdefault(entry.event.tool, Totals()).add(entry.event)
-    return result
+@dataclass
+class ToolDay:
+    """One tool's day: its totals, and the same per model (events without a model: none)."""
+
+    totals: Totals = field(default_factory=Totals)
+    by_model: dict[str, Totals] = field(default_factory=dict)
 
 
 def build_record(
-    *,
-    email: str,
-    day: date,
-    tool: str,
-    events: Iterable[UsageEvent],
-    model_breakdowns: bool,
+    *, email: str, day: date, tool: str, sums: ToolDay, model_breakdowns: bool
 ) -> dict[str, Any]:
     """The `aiToolMetrics.push` body. No usage events means an inactive day (zeros)."""
-    totals = Totals()
-    by_model: dict[str, Totals] = {}
-    for event in events:
-        if event.tool != tool:
-            continue
-        totals.add(event)
-        if event.model:
-            by_model.setdefault(event.model, Totals()).add(event)
+    totals = sums.totals
     record: dict[str, Any] = {
         "email": email,
         "date": day.isoformat(),
@@ -109,14 +127,14 @@ def build_record(
         **{name: getattr(totals, name) for name in TOKEN_FIELDS},
         "spend_cents": round_cents(totals.spend_cents),
     }
-    if model_breakdowns and by_model:
+    if model_breakdowns and sums.by_model:
         record["model_breakdowns"] = [
             {
                 "model": model,
                 **{name: getattr(t, name) for name in TOKEN_FIELDS},
                 "spend_cents": round_cents(t.spend_cents),
             }
-            for model, t in sorted(by_model.items())
+            for model, t in sorted(sums.by_model.items())
         ]
     return record
 

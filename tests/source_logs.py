@@ -15,14 +15,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from dx_lsp_telemetry.ledger import list_ledger_dates
-from dx_lsp_telemetry.ledger_index import LedgerIndex
 from dx_lsp_telemetry.paths import DataPaths
 from dx_lsp_telemetry.settings import parse_settings
 from dx_lsp_telemetry.sources.base import Source
 from dx_lsp_telemetry.sources.ingest import Ingestor
 from dx_lsp_telemetry.sources.runner import make_ingestor
-from dx_lsp_telemetry.summary import Totals, totals_by_tool
+from dx_lsp_telemetry.summary import Totals
+from tests.ledger_oracle import totals_by_day, winners
 
 ROOT = Path(__file__).resolve().parent.parent
 CCUSAGE = Path(
@@ -304,17 +303,9 @@ def _day(t: Totals) -> Day:
 
 
 def ledger_days(data_home: Path, tool: str) -> dict[str, Day]:
-    """Per UTC day, the totals of `tool` in the ledger (LedgerIndex: the larger version wins)."""
-    ledger_dir = data_home / "ledger"
-    index = LedgerIndex(ledger_dir)
-    index.track(list_ledger_dates(ledger_dir))
-    index.refresh()
-    days: dict[str, Day] = {}
-    for day, entries in sorted(index.by_day("utc").items()):
-        totals = totals_by_tool(entries).get(tool)
-        if totals is not None:
-            days[day.isoformat()] = _day(totals)
-    return days
+    """Per UTC day, the totals of `tool` in the ledger (the larger version wins)."""
+    days = totals_by_day(data_home / "ledger")
+    return {day: _day(t) for (day, t_tool), t in sorted(days.items()) if t_tool == tool}
 
 
 def ledger_tokens(data_home: Path, tool: str) -> dict[str, tuple[int, int, int, int]]:
@@ -323,24 +314,18 @@ def ledger_tokens(data_home: Path, tool: str) -> dict[str, tuple[int, int, int, 
 
 def ledger_total(data_home: Path, tool: str) -> Day:
     """All days of `tool` together."""
-    ledger_dir = data_home / "ledger"
-    index = LedgerIndex(ledger_dir)
-    index.track(list_ledger_dates(ledger_dir))
-    index.refresh()
-    entries = [e for group in index.by_day("utc").values() for e in group]
-    return _day(totals_by_tool(entries).get(tool, Totals()))
+    total = Totals()
+    for event in winners(data_home / "ledger"):
+        if event.tool == tool:
+            total.add(event)
+    return _day(total)
 
 
 def ledger_models(data_home: Path, tool: str) -> list[str | None]:
-    ledger_dir = data_home / "ledger"
-    index = LedgerIndex(ledger_dir)
-    index.track(list_ledger_dates(ledger_dir))
-    index.refresh()
-    entries = sorted(
-        (e for group in index.by_day("utc").values() for e in group if e.event.tool == tool),
-        key=lambda e: e.event.timestamp,
+    events = sorted(
+        (e for e in winners(data_home / "ledger") if e.tool == tool), key=lambda e: e.timestamp
     )
-    return [e.event.model for e in entries]
+    return [e.model for e in events]
 
 
 def ledger_bytes(data_home: Path) -> dict[str, bytes]:
@@ -402,18 +387,14 @@ Tally = tuple[int, int, int, int, int, float]
 
 def ledger_tallies(data: DataPaths) -> dict[tuple[str, str], Tally]:
     """Every distinct event of the ledger, summed per UTC day and tool."""
-    index = LedgerIndex(data.ledger_dir)
-    index.track(list_ledger_dates(data.ledger_dir))
-    index.refresh()
-    result = {}
-    for day, entries in index.by_day("utc").items():
-        for tool, t in totals_by_tool(entries).items():
-            result[(day.isoformat(), tool)] = (
-                t.events,
-                t.input_tokens,
-                t.output_tokens,
-                t.cache_write_tokens,
-                t.cache_read_tokens,
-                float(t.spend_cents),
-            )
-    return result
+    return {
+        key: (
+            t.events,
+            t.input_tokens,
+            t.output_tokens,
+            t.cache_write_tokens,
+            t.cache_read_tokens,
+            float(t.spend_cents),
+        )
+        for key, t in totals_by_day(data.ledger_dir).items()
+    }

@@ -445,15 +445,13 @@ async def test_malformed_ledger_lines_are_skipped_with_a_warning_and_nothing_els
             "spend_cents": 0.75,
         }
         assert day_entry(status, date_ago(3))["totals"]["cache_read_tokens"] == 4
-        # one warning per bad line, naming the file and where the line starts
-        for offset in bad_offsets:
-            await until(
-                lambda offset=offset: (
-                    f"{day2.name} at byte {offset}: skipped a malformed" in warnings_of(client)
-                ),
-                what=f"a warning for the bad line at byte {offset}",
-            )
-        await until(lambda: f"{day3.name} at byte 0: skipped" in warnings_of(client))
+        # one warning per bad line, naming the file, the line and where it starts, once
+        await client.status()
+        for number, offset in enumerate(bad_offsets, 2):
+            named = f"{day2.name} line {number} (byte {offset}): skipped a malformed"
+            await until(lambda named=named: named in warnings_of(client), what=named)
+            assert client.log_text().count(named) == 1
+        await until(lambda: f"{day3.name} line 1 (byte 0): skipped" in warnings_of(client))
 
         # a new event for that day is recorded whole after the torn line, and counted
         answer = await client.record(event_id="keep-4", timestamp=days_ago(2, 15), input_tokens=1)

@@ -17,14 +17,13 @@ from typing import Any
 
 import pytest
 
-from dx_lsp_telemetry.ledger import list_ledger_dates
-from dx_lsp_telemetry.ledger_index import LedgerIndex
 from dx_lsp_telemetry.paths import DataPaths
 from dx_lsp_telemetry.sources.base import Source
 from dx_lsp_telemetry.sources.checkpoints import Checkpoints
 from dx_lsp_telemetry.sources.cline import Cline, KiloCode, RooCode, user_data_dirs
 from dx_lsp_telemetry.sources.ingest import IngestOptions, Ingestor, ScanStats
 from tests.harness import cli_json, date_ago, run_cli
+from tests.ledger_oracle import winners
 from tests.source_logs import Tally, ledger_tallies
 
 TASK = "1763632800000"  # Cline names a task folder by its creation time
@@ -128,11 +127,8 @@ class Setup:
         return ledger_tallies(self.data)
 
     def models(self) -> list[str | None]:
-        index = LedgerIndex(self.data.ledger_dir)
-        index.track(list_ledger_dates(self.data.ledger_dir))
-        index.refresh()
-        entries = [e for es in index.by_day("utc").values() for e in es]
-        return sorted((e.event.model for e in entries), key=lambda m: (m is None, m or ""))
+        models = [e.model for e in winners(self.data.ledger_dir)]
+        return sorted(models, key=lambda m: (m is None, m or ""))
 
     def ledger_lines(self) -> int:
         return sum(len(p.read_text().splitlines()) for p in self.data.ledger_dir.glob("*.jsonl"))

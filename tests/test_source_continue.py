@@ -15,13 +15,12 @@ from typing import Any
 import pytest
 
 import dx_lsp_telemetry.sources.continue_dev as continue_dev
-from dx_lsp_telemetry.ledger import list_ledger_dates
-from dx_lsp_telemetry.ledger_index import LedgerIndex
 from dx_lsp_telemetry.paths import DataPaths
 from dx_lsp_telemetry.sources.base import FileState
 from dx_lsp_telemetry.sources.continue_dev import Continue
 from dx_lsp_telemetry.sources.ingest import IngestOptions, Ingestor, ScanStats
 from tests.harness import cli_json, date_ago, run_cli
+from tests.ledger_oracle import winners
 from tests.source_logs import Tally, ledger_tallies
 
 #: (events, input, output, cache writes, cache reads, spend in cents)
@@ -112,10 +111,7 @@ def test_exact_per_day_totals_across_schema_folders(cont: Setup) -> None:
         (DAY1, "continue"): (2, 2234, 60, 0, 0, 0.0),
         (DAY2, "continue"): (2, 310, 32, 0, 0, 0.0),
     }
-    index = LedgerIndex(cont.data.ledger_dir)
-    index.track(list_ledger_dates(cont.data.ledger_dir))
-    index.refresh()
-    models = sorted(str(e.event.model) for es in index.by_day("utc").values() for e in es)
+    models = sorted(str(e.model) for e in winners(cont.data.ledger_dir))
     assert models == [
         "claude-sonnet-4-20250514",
         "claude-sonnet-4-20250514",

@@ -290,11 +290,9 @@ def test_totals_and_records_match_the_reference_across_several_writers(
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         ledger_dir = home / "ledger"
-        dates = window_dates()
         # three writers with their own views: three sidecars (or CLIs) on one data folder
         writers = [(LedgerWriter(ledger_dir), LedgerIndex(ledger_dir)) for _ in range(3)]
         live = LedgerIndex(ledger_dir)  # a view tailing the files while they grow
-        live.track(dates)
         rules = EventRules(DEFAULT_TOOL, datetime.now(timezone.utc), "utc", 7)
         seen: set[str] = set()
         for n, raw in enumerate(events):
