@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from dx_lsp_telemetry import __version__
+from dx_lsp_telemetry.logs import scrub_secret
 from dx_lsp_telemetry.outcomes import Outcome, PushResult
 from dx_lsp_telemetry.settings import instance_url_problem, is_loopback_host
 
@@ -34,6 +35,7 @@ class DxClient:
         if problem:  # the token never travels in clear text, whatever the caller checked
             raise ValueError(problem)
         self._url = instance_url.rstrip("/") + PUSH_PATH
+        self._token = token
         host = urlsplit(instance_url).hostname or ""
         self._http = httpx.Client(
             timeout=timeout,
@@ -67,7 +69,7 @@ class DxClient:
             with self._http.stream("POST", self._url, json=record) as response:
                 content = _read_capped(response)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            return PushResult(Outcome.NOT_REACHED, f"could not reach DX: {_describe(exc)}")
+            return PushResult(Outcome.NOT_REACHED, f"could not reach DX: {self._describe(exc)}")
         except httpx.LocalProtocolError:
             # refused before sending: a header value (the token) cannot travel in HTTP. The
             # exception text quotes the header, so it is not repeated here.
@@ -78,21 +80,28 @@ class DxClient:
         except httpx.TimeoutException as exc:
             return PushResult(
                 Outcome.AMBIGUOUS,
-                f"no answer from DX in time, the record may be stored: {_describe(exc)}",
+                f"no answer from DX in time, the record may be stored: {self._describe(exc)}",
             )
         except httpx.HTTPError as exc:
             return PushResult(
                 Outcome.AMBIGUOUS,
-                "the connection broke after sending, the record may be stored: " + _describe(exc),
+                "the connection broke after sending, the record may be stored: "
+                + self._describe(exc),
             )
-        return classify(response.status_code, response.headers, content)
+        return classify(response.status_code, response.headers, content, secret=self._token)
+
+    def _describe(self, exc: Exception) -> str:
+        return scrub_secret(_describe(exc), self._token)
 
 
-def classify(status: int, headers: Mapping[str, str], content: bytes | None) -> PushResult:
+def classify(
+    status: int, headers: Mapping[str, str], content: bytes | None, *, secret: str | None = None
+) -> PushResult:
     """The retry class of DX's answer. `content` is None when the body was unreadable (over
-    ANSWER_CAP, or in an encoding not asked for)."""
+    ANSWER_CAP, or in an encoding not asked for). Everything DX says that is kept or shown
+    (its error text, a redirect's Location) is scrubbed of `secret` and any bearer value."""
     body = _json_body(content)
-    detail = _dx_error(body)
+    detail = _dx_error(body, secret)
     if status == 200:
         if content is None:
             return PushResult(
@@ -119,7 +128,7 @@ def classify(status: int, headers: Mapping[str, str], content: bytes | None) -> 
     if status == 404:
         return PushResult(Outcome.NOT_FOUND, f"no aiToolMetrics.push at this instanceUrl ({label})")
     if 300 <= status < 400:
-        where = headers.get("location", "?")
+        where = scrub_secret(headers.get("location", "?"), secret)[:300]
         return PushResult(
             Outcome.NOT_FOUND, f"DX redirected to {where} ({label}): check instanceUrl"
         )
@@ -169,10 +178,11 @@ def _json_body(content: bytes | None) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-def _dx_error(body: dict[str, Any] | None) -> str | None:
+def _dx_error(body: dict[str, Any] | None, secret: str | None) -> str | None:
     if body is None:
         return None
-    parts = [str(body[k])[:300] for k in ("error", "message") if body.get(k)]
+    # scrubbed before clipping: a clip must not cut a token in two and keep half of it
+    parts = [scrub_secret(str(body[k]), secret)[:300] for k in ("error", "message") if body.get(k)]
     return " - ".join(parts) or None
 
 

@@ -188,6 +188,37 @@ def test_a_huge_dx_error_text_is_clipped(dx: FakeDx) -> None:
     assert result.error is not None and len(result.error) < 1000
 
 
+def test_a_token_dx_echoes_is_clipped_only_after_it_is_scrubbed(dx: FakeDx) -> None:
+    # the clip at 300 characters falls inside the token: half of it must not survive
+    message = "m" * (300 - len(TEST_TOKEN) // 2) + TEST_TOKEN
+    body = {"ok": False, "error": "invalid_arguments", "message": message}
+    result = push_once(dx, Script(kind="status", status=422, body=body))
+    assert result.error is not None
+    assert TEST_TOKEN[: len(TEST_TOKEN) // 2] not in result.error
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        Script(
+            kind="status",
+            status=422,
+            body={"ok": False, "error": f"bad token {TEST_TOKEN}", "message": "Bearer other-1"},
+        ),
+        Script(kind="ok_false", body={"ok": False, "error": f"authorization: bearer {TEST_TOKEN}"}),
+        Script(kind="status", status=302, headers={"Location": f"https://x.test/?t={TEST_TOKEN}"}),
+    ],
+    ids=["422-message", "ok-false-error", "redirect-location"],
+)
+def test_whatever_dx_says_is_kept_without_the_token_or_any_bearer_value(
+    dx: FakeDx, script: Script
+) -> None:
+    result = push_once(dx, script)
+    assert result.error is not None
+    assert TEST_TOKEN not in result.error and "other-1" not in result.error, result.error
+    assert "[DX token]" in result.error or "[redacted]" in result.error
+
+
 # -- the answer is read with a cap -----------------------------------------------------------
 
 
