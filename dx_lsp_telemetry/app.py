@@ -87,6 +87,8 @@ class Telemetry:
         self._schedule_task: asyncio.Task[None] | None = None
         self._replan = asyncio.Event()
         self._cycle_soon = False
+        #: after a cycle that stopped early: until then, new events start no cycle
+        self._calm_until: datetime | None = None
         self._status_dirty = asyncio.Event()
         self._last_status: dict[str, Any] | None = None
         self._fsync_pending = False
@@ -397,8 +399,10 @@ class Telemetry:
                 if report is not None and report.stopped_early:
                     early_stops += 1
                     cycle_at = now + timedelta(seconds=self._pusher.backoff(early_stops))
+                    self._calm_until = cycle_at
                 else:
                     early_stops = 0
+                    self._calm_until = None
 
     async def _background_cycle(self) -> CycleReport | None:
         try:
@@ -468,20 +472,38 @@ class Telemetry:
                 log.exception("cannot compute status")
                 continue
             if status != self._last_status:
-                self._last_status = status
+                previous, self._last_status = self._last_status, status
                 self._on_status(status)
-                if self.leader and self._has_unpushed_complete_day(status):
+                if (
+                    self.leader
+                    and not self._backing_off()
+                    and self._has_unpushed_complete_day(status, previous)
+                ):
                     self._request_cycle()  # e.g. yesterday's event recorded after start-up
                 await asyncio.sleep(STATUS_MIN_INTERVAL)
 
-    def _has_unpushed_complete_day(self, status: dict[str, Any]) -> bool:
+    def _has_unpushed_complete_day(
+        self, status: dict[str, Any], previous: dict[str, Any] | None
+    ) -> bool:
+        """A complete day a cycle should try now: `pending` (not waiting for `retryAt`), or
+        `failed` with events changed since `previous` (a changed record is tried again; the
+        cycle compares it with the refused one, so an unchanged record is never re-sent)."""
         now, boundary = self._clock(), self.settings.day_boundary
-        return any(
-            d["state"] == "pending"
-            and "retryAt" not in d
-            and is_complete(date.fromisoformat(d["date"]), now, boundary)
-            for d in status["days"]
-        )
+        before = {(d["date"], d["tool"]): d for d in (previous or {}).get("days", [])}
+        for d in status["days"]:
+            if not is_complete(date.fromisoformat(d["date"]), now, boundary):
+                continue
+            if d["state"] == "pending" and "retryAt" not in d:
+                return True
+            old = before.get((d["date"], d["tool"]))
+            if d["state"] == "failed" and old is not None and old["totals"] != d["totals"]:
+                return True  # a backfill, a late log line, another window's event
+        return False
+
+    def _backing_off(self) -> bool:
+        """The last cycle stopped early (DX unwell): new events wait for the schedule's next
+        try, so a sick DX is not hit once per day of backlog. Settings and Flush Now do not."""
+        return self._calm_until is not None and self._clock() < self._calm_until
 
     def _request_cycle(self) -> None:
         """Ask the schedule (if this sidecar runs it) for a cycle after a random delay."""

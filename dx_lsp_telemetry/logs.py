@@ -7,10 +7,22 @@ and its records are never forwarded to the editor (that would recurse).
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Callable
 
 PACKAGE_LOGGER = "dx_lsp_telemetry"
+TOKEN_MARK = "[DX token]"
+#: a credential after "Bearer", whoever's it is (not our own mark)
+_BEARER_VALUE = re.compile(r"(?i)\b(bearer)(\s+)(?!\[)[^\s\"'<>,;)]+")
+
+
+def scrub_secret(text: str, token: str | None) -> str:
+    """`text` without `token` and without any `Bearer <value>`: for whatever a server says
+    (it may echo the request's headers) before it is kept or shown."""
+    if token:
+        text = text.replace(token, TOKEN_MARK)
+    return _BEARER_VALUE.sub(r"\1\2[redacted]", text)
 
 
 class RedactToken(logging.Filter):
@@ -21,12 +33,13 @@ class RedactToken(logging.Filter):
         self._token = token if token and len(token) >= 4 else None
 
     def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        scrubbed = scrub_secret(message, self._token)
+        if scrubbed != message:
+            record.msg = scrubbed
+            record.args = None
         if self._token is None:
             return True
-        message = record.getMessage()
-        if self._token in message:
-            record.msg = message.replace(self._token, "[DX token]")
-            record.args = None
         if record.exc_info and record.exc_info[1] is not None:
             text = str(record.exc_info[1])
             if self._token in text:

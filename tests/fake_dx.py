@@ -33,9 +33,11 @@ _INT_FIELDS = (
 class Script:
     """What to do with the next push instead of storing it.
 
-    kind: "status" (answer `status` with `body`/`headers`), "reset" (read the request, then
+    kind: "status" (answer `status` with `body`/`headers`; a `bytes` body is sent as it is,
+    as `text/html` unless `headers` name a Content-Type), "reset" (read the request, then
     reset the connection), "slow" (answer after `delay` seconds), "garbage" (200, not JSON),
-    "ok_false" (200 with ok: false).
+    "ok_false" (200 with ok: false), "big" (200 with `ok: true` padded to `size` bytes of
+    JSON, written piece by piece for as long as the client reads).
     """
 
     kind: str
@@ -44,6 +46,7 @@ class Script:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     store: bool = False  # also store the record (DX processed it, then failed to answer)
+    size: int = 0
 
 
 @dataclass
@@ -51,6 +54,23 @@ class Received:
     headers: dict[str, str]
     body: Any
     answered: int | None
+    method: str = "POST"
+    #: time.monotonic() when the request was read, and when its answer was sent
+    at: float = field(default_factory=time.monotonic)
+    answered_at: float | None = None
+    #: body bytes written (a "big" answer stops when the client stops reading)
+    sent_bytes: int = 0
+
+
+class _CountingServer(ThreadingHTTPServer):
+    """Counts every accepted connection, even one that never sends a full request."""
+
+    daemon_threads = True
+    connections = 0
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        self.connections += 1  # only the serve_forever thread calls this
+        return True
 
 
 class FakeDx:
@@ -72,10 +92,11 @@ class FakeDx:
                 fake._handle(self)
 
             def do_GET(self) -> None:
-                fake._reply(self, 405, {"ok": False, "error": "method_not_allowed"})
+                fake._not_allowed(self)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+            do_PUT = do_DELETE = do_PATCH = do_GET
+
+        self.server = _CountingServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
@@ -99,6 +120,14 @@ class FakeDx:
 
     def stored_keys(self) -> list[tuple[str, str, str]]:
         return [(r["email"], r["date"], r["tool"]) for r in self.stored]
+
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted so far, whether or not a request followed."""
+        return self.server.connections
+
+    def requests_for(self, date: str) -> list[Received]:
+        return [r for r in self.requests if isinstance(r.body, dict) and r.body.get("date") == date]
 
     # -- handling -------------------------------------------------------------------------
 
@@ -163,6 +192,16 @@ class FakeDx:
         if s.kind == "ok_false":
             self._answer(h, received, 200, s.body or {"ok": False, "error": "invalid_arguments"})
             return
+        if s.kind == "big":
+            self._answer_big(h, received, s.size)
+            return
+        if isinstance(s.body, bytes):
+            headers = {k: v for k, v in s.headers.items() if k.lower() != "content-type"}
+            content_type = next(
+                (v for k, v in s.headers.items() if k.lower() == "content-type"), "text/html"
+            )
+            self._answer_raw(h, received, s.status, s.body, content_type, headers)
+            return
         self._answer(
             h,
             received,
@@ -193,6 +232,7 @@ class FakeDx:
         headers: dict[str, str],
     ) -> None:
         received.answered = status
+        received.answered_at = time.monotonic()
         h.send_response(status)
         h.send_header("Content-Type", content_type)
         h.send_header("Content-Length", str(len(data)))
@@ -200,9 +240,38 @@ class FakeDx:
             h.send_header(k, v)
         h.end_headers()
         h.wfile.write(data)
+        received.sent_bytes = len(data)
 
-    def _reply(self, h: BaseHTTPRequestHandler, status: int, body: Any) -> None:
-        self._answer(h, Received({}, None, None), status, body)
+    def _answer_big(self, h: BaseHTTPRequestHandler, received: Received, size: int) -> None:
+        """200 `{"ok": true, "id": "big", "pad": "xxx..."}` of `size` bytes, 64 KiB a write."""
+        head, tail = b'{"ok": true, "id": "big", "pad": "', b'"}'
+        received.answered = 200
+        received.answered_at = time.monotonic()
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(size))
+        h.end_headers()
+        piece = b"x" * 65536
+        left = size - len(head) - len(tail)
+        try:
+            h.wfile.write(head)
+            received.sent_bytes = len(head)
+            while left > 0:
+                chunk = piece[:left]
+                h.wfile.write(chunk)  # blocks while the client does not read
+                received.sent_bytes += len(chunk)
+                left -= len(chunk)
+            h.wfile.write(tail)
+            received.sent_bytes += len(tail)
+        except OSError:
+            h.close_connection = True  # the client hung up without reading it all
+
+    def _not_allowed(self, h: BaseHTTPRequestHandler) -> None:
+        """Any other method is recorded too: a followed redirect may arrive as a GET."""
+        received = Received({k.lower(): v for k, v in h.headers.items()}, None, None, h.command)
+        with self._lock:
+            self.requests.append(received)
+        self._answer(h, received, 405, {"ok": False, "error": "method_not_allowed"})
 
 
 def validate_record(body: Any) -> str | None:

@@ -7,8 +7,11 @@ that prove DX did not process the request may be retried by themselves.
 from __future__ import annotations
 
 import email.utils
+import gzip
+import json
 import socket
 import time
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +19,14 @@ import httpx
 import pytest
 
 from dx_lsp_telemetry.config import blocking_problems
-from dx_lsp_telemetry.dx import MAX_RETRY_AFTER, PUSH_PATH, DxClient, Outcome, PushResult
+from dx_lsp_telemetry.dx import (
+    ANSWER_CAP,
+    MAX_RETRY_AFTER,
+    PUSH_PATH,
+    DxClient,
+    Outcome,
+    PushResult,
+)
 from dx_lsp_telemetry.settings import Settings, instance_url_problem
 from tests.fake_dx import FakeDx, Script
 from tests.harness import TEST_TOKEN, date_ago
@@ -176,6 +186,81 @@ def test_a_huge_dx_error_text_is_clipped(dx: FakeDx) -> None:
     result = push_once(dx, Script(kind="status", status=422, body=body))
     assert result.outcome is Outcome.REJECTED
     assert result.error is not None and len(result.error) < 1000
+
+
+def test_a_token_dx_echoes_is_clipped_only_after_it_is_scrubbed(dx: FakeDx) -> None:
+    # the clip at 300 characters falls inside the token: half of it must not survive
+    message = "m" * (300 - len(TEST_TOKEN) // 2) + TEST_TOKEN
+    body = {"ok": False, "error": "invalid_arguments", "message": message}
+    result = push_once(dx, Script(kind="status", status=422, body=body))
+    assert result.error is not None
+    assert TEST_TOKEN[: len(TEST_TOKEN) // 2] not in result.error
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        Script(
+            kind="status",
+            status=422,
+            body={"ok": False, "error": f"bad token {TEST_TOKEN}", "message": "Bearer other-1"},
+        ),
+        Script(kind="ok_false", body={"ok": False, "error": f"authorization: bearer {TEST_TOKEN}"}),
+        Script(kind="status", status=302, headers={"Location": f"https://x.test/?t={TEST_TOKEN}"}),
+    ],
+    ids=["422-message", "ok-false-error", "redirect-location"],
+)
+def test_whatever_dx_says_is_kept_without_the_token_or_any_bearer_value(
+    dx: FakeDx, script: Script
+) -> None:
+    result = push_once(dx, script)
+    assert result.error is not None
+    assert TEST_TOKEN not in result.error and "other-1" not in result.error, result.error
+    assert "[DX token]" in result.error or "[redacted]" in result.error
+
+
+# -- the answer is read with a cap -----------------------------------------------------------
+
+
+def test_the_client_asks_for_an_uncompressed_answer(dx: FakeDx, client: DxClient) -> None:
+    client.push(a_record())
+    assert dx.requests[0].headers["accept-encoding"] == "identity"
+
+
+def test_a_200_larger_than_the_cap_is_ambiguous_and_not_read_to_its_end(dx: FakeDx) -> None:
+    result = push_once(dx, Script(kind="big", size=8 * ANSWER_CAP))
+    assert result.outcome is Outcome.AMBIGUOUS
+    assert result.error and "1 MiB" in result.error and "may be stored" in result.error
+
+
+def test_an_error_answer_larger_than_the_cap_keeps_its_class(dx: FakeDx) -> None:
+    result = push_once(dx, Script(kind="status", status=422, body=b"x" * (2 * ANSWER_CAP)))
+    assert result.outcome is Outcome.REJECTED
+    assert result.error and "HTTP 422" in result.error
+
+
+def test_a_gzip_bomb_is_not_inflated_past_the_cap(dx: FakeDx) -> None:
+    # 200 MB of JSON in about 200 kB: decoded whole it would take 200 MB of memory
+    bomb = gzip.compress(b'{"ok": true, "pad": "' + b" " * (200 * 1024 * 1024) + b'"}')
+    assert len(bomb) < ANSWER_CAP
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    result = push_once(dx, Script(kind="status", status=200, body=bomb, headers=headers))
+    assert result.outcome is Outcome.AMBIGUOUS
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_a_small_compressed_answer_sent_anyway_is_still_read(dx: FakeDx, encoding: str) -> None:
+    data = json.dumps({"ok": True, "id": "rec_7"}).encode()
+    body = gzip.compress(data) if encoding == "gzip" else zlib.compress(data)
+    headers = {"Content-Type": "application/json", "Content-Encoding": encoding}
+    result = push_once(dx, Script(kind="status", status=200, body=body, headers=headers))
+    assert result == PushResult(Outcome.SUCCESS, dx_id="rec_7")
+
+
+def test_an_answer_in_an_encoding_not_asked_for_is_unreadable(dx: FakeDx) -> None:
+    headers = {"Content-Type": "application/json", "Content-Encoding": "br"}
+    result = push_once(dx, Script(kind="status", status=200, body=b"\x8b\x00", headers=headers))
+    assert result.outcome is Outcome.AMBIGUOUS
 
 
 # -- credentials, wrong URL ------------------------------------------------------------------
