@@ -210,8 +210,12 @@ class LedgerIndex:
     def _open(self) -> sqlite3.Connection:
         try:
             self.index_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # created owner-only: SQLite gives its -wal and -shm files the same mode
-            os.close(os.open(self.db_path, os.O_RDWR | os.O_CREAT, 0o600))
+            # created owner-only (SQLite gives its -wal and -shm files the same mode), and only
+            # if missing: closing any descriptor of an open database drops this process's
+            # locks on it (POSIX), under the other connections' feet
+            if not os.path.exists(self.db_path):
+                with suppress(FileExistsError):
+                    os.close(os.open(self.db_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
             self._ino = os.stat(self.db_path).st_ino
         except OSError as exc:
             raise LedgerError(
