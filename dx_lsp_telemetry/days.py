@@ -72,6 +72,19 @@ _RFC3339 = re.compile(
 
 def parse_ts(text: str) -> datetime:
     """RFC 3339 with an offset or `Z` (naive timestamps are refused), as aware UTC."""
+    if (
+        len(text) in (20, 24, 27)  # ...T09:30:00Z, with .123 or .123456: what the ledger holds
+        and text[-1] == "Z"
+        and text[10] == "T"
+        and text[4] == text[7] == "-"
+        and text[13] == text[16] == ":"
+        and (len(text) == 20 or text[19] == ".")
+        and text.isascii()  # fromisoformat reads ASCII digits only, as the pattern does
+    ):
+        try:
+            return datetime.fromisoformat(text[:-1]).replace(tzinfo=timezone.utc)
+        except ValueError:
+            pass  # e.g. month 13: the error below names the field
     m = _RFC3339.fullmatch(text)
     if m is None:
         raise ValueError("expected an RFC 3339 timestamp with an offset, like 2026-01-15T09:30:00Z")

@@ -1,149 +1,49 @@
 """The ledger's index: a SQLite file beside the ledger, shared by every sidecar and the CLI.
 
-The JSONL ledger stays the truth; this is derived from it and can always be rebuilt from it.
-It holds where each event_id's winning version sits (the larger token total; on a tie the one
-recorded later), the sums of the winners per quarter hour, tool and model, the session
-markers, and how far each ledger file has been read. So a day's totals cost a few rows
-whatever the history, and only bytes beyond what is indexed are ever parsed.
-
-Every reader checks, cheaply, that each ledger file is still the one indexed (inode, size,
-the bytes around the indexed end, a CRC when a file changed without growing); a file that
-was replaced, truncated, edited or removed behind the index's back, a schema from another
-version or a corrupt database file means a rebuild from the ledger, never trust.
+The JSONL ledger stays the truth; the index is derived from it and can always be rebuilt
+from it (`index_rows`: the winners and their sums; `index_files`: how far each file was read,
+and proof it is unchanged). A day's totals cost a few rows whatever the history, and only
+bytes beyond what is indexed are ever parsed. A ledger file replaced, truncated, edited or
+removed behind the index's back, a schema from another version or a corrupt database file
+means a rebuild from the ledger; readers see the old index until the new one is complete.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sqlite3
-import time
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
-from hashlib import blake2b
+from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from filelock import FileLock, Timeout
 
-from dx_lsp_telemetry.days import parse_ts
-from dx_lsp_telemetry.events import UsageEvent
-from dx_lsp_telemetry.ledger import (
-    Appended,
-    LedgerError,
-    SessionLine,
-    UsageLine,
-    complete_lines,
-    file_date_of,
-    ledger_path,
-    parse_line,
-)
+from dx_lsp_telemetry import index_files, index_rows
+from dx_lsp_telemetry.index_files import FileRow, IndexStale, LedgerFiles, empty_row
+from dx_lsp_telemetry.index_rows import Deltas, Place, Version, micros, written
+from dx_lsp_telemetry.ledger import Appended, LedgerError, SessionLine, complete_lines, parse_line
 from dx_lsp_telemetry.summary import ToolDay, Totals
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SCHEMA_VERSION = "1"
-#: the sums' granularity: every zone in use since 1979 starts its days on a quarter hour
-SLOT_SECONDS = 900
-#: a ledger file is read (and indexed) this much at a time: memory stays flat for any size
-READ_CHUNK = 4 << 20
-#: ids looked up per query (SQLite allows 32766 variables; fewer keep statements small)
-LOOKUP_BATCH = 500
+SLOT_SECONDS = index_rows.SLOT_SECONDS
 #: how long a writer waits for another process's index transaction (a rebuild can be long)
 BUSY_TIMEOUT_MS = 120_000
-#: a folder changed this recently is listed again: its mtime may not show a change yet
-RELIST_NS = 1_000_000_000
-#: bytes kept from the start and from the indexed end of each file, to know it again
-FINGERPRINT = 64
+#: versions parsed before they are taken into the index (memory stays flat)
+APPLY_BATCH = 4000
 
-_SCHEMA = """
-CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE files(
-    day INTEGER PRIMARY KEY, off INTEGER NOT NULL, lines INTEGER NOT NULL,
-    ino INTEGER NOT NULL, mtime INTEGER NOT NULL, head BLOB NOT NULL, tail BLOB NOT NULL,
-    crc INTEGER NOT NULL);
-CREATE TABLE events(
-    id BLOB PRIMARY KEY, total INTEGER NOT NULL, rec INTEGER NOT NULL,
-    day INTEGER NOT NULL, off INTEGER NOT NULL, slot INTEGER NOT NULL,
-    spread INTEGER NOT NULL) WITHOUT ROWID;
-CREATE INDEX events_at ON events(day, off, slot);
-CREATE TABLE sums(
-    slot INTEGER NOT NULL, tool TEXT NOT NULL, model TEXT NOT NULL,
-    events INTEGER NOT NULL, input INTEGER NOT NULL, output INTEGER NOT NULL,
-    cwrite INTEGER NOT NULL, cread INTEGER NOT NULL, spend TEXT NOT NULL,
-    metrics TEXT NOT NULL, PRIMARY KEY(slot, tool, model)) WITHOUT ROWID;
-CREATE TABLE markers(
-    slot INTEGER NOT NULL, day INTEGER NOT NULL, PRIMARY KEY(slot, day)) WITHOUT ROWID;
-"""
+_SCHEMA = (
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    + index_files.SCHEMA
+    + index_rows.SCHEMA
+)
 _TABLES = ("meta", "files", "events", "sums", "markers")
-
-
-class IndexStale(Exception):
-    """The ledger changed behind the index: rebuild."""
-
-
-@dataclass(frozen=True)
-class FileRow:
-    day: int
-    off: int
-    lines: int
-    ino: int
-    mtime: int
-    head: bytes
-    tail: bytes
-    crc: int
-
-
-@dataclass(frozen=True)
-class Winner:
-    total: int
-    rec: int
-    day: int
-    off: int
-    #: versions of this event were seen in more than one ledger file
-    spread: int = 0
-
-    def beaten_by(self, other: Winner) -> bool:
-        return other.total > self.total or (
-            other.total == self.total
-            and (other.rec, other.day, other.off) > (self.rec, self.day, self.off)
-        )
-
-
-@dataclass(frozen=True)
-class _Version:
-    """One usage line as the index sees it."""
-
-    key: bytes
-    at: Winner
-    slot: int
-    event: UsageEvent
-
-
-def event_key(event_id: str) -> bytes:
-    return blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-
-
-def _micros(recorded_at: str) -> int:
-    """recorded_at as a number, so ties order by time (the text with and without a fraction
-    does not sort); an unreadable stamp sorts first, as an empty one always did."""
-    if not recorded_at:
-        return 0
-    try:
-        ts = parse_ts(recorded_at)
-    except ValueError:
-        return 0
-    return int(ts.timestamp()) * 1_000_000 + ts.microsecond
-
-
-def slot_of(ts: datetime) -> int:
-    return int(ts.timestamp()) // SLOT_SECONDS
 
 
 class LedgerIndex:
@@ -158,13 +58,10 @@ class LedgerIndex:
         self._db: sqlite3.Connection | None = None
         #: the inode of the database file the connection has open (a recreated one differs)
         self._ino = 0
+        self._ledger = LedgerFiles(ledger_dir)
+        #: the files table, as of `_data_version`
         self._files: dict[int, FileRow] = {}
         self._data_version: int | None = None
-        #: the days with a ledger file, and the folder's mtime when they were listed
-        self._listed: set[int] = set()
-        self._listed_at = -1
-        #: (day, file size) whose torn last line was named in this process
-        self._warned_torn: set[tuple[int, int]] = set()
 
     def close(self) -> None:
         if self._db is not None:
@@ -230,7 +127,7 @@ class LedgerIndex:
             if _schema_version(db) != SCHEMA_VERSION:
                 with self._rebuild_lock():
                     if _schema_version(db) != SCHEMA_VERSION:
-                        self._rebuild(db, "it is new, or from another version")
+                        self._rebuild(db, "a new index (or one of another version)")
         except BaseException:
             db.close()
             raise
@@ -282,7 +179,8 @@ class LedgerIndex:
     def _rebuild(self, db: sqlite3.Connection, why: str) -> None:
         """Forget everything and read the whole ledger again, in one transaction: readers
         see the old index until the new one is complete."""
-        log.warning("building the ledger index from the ledger: %s", why)
+        first = not self._files and _schema_version(db) is None
+        log.log(logging.INFO if first else logging.WARNING, "indexing the ledger: %s", why)
         self._files, self._data_version = {}, None
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -292,7 +190,7 @@ class LedgerIndex:
                 if statement.strip():
                     db.execute(statement)
             db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-            for day, st in self._ledger_files():
+            for day, st in self._ledger.stat(None, ()):
                 self._index_file(db, day, st)
             db.execute("COMMIT")
         except BaseException:
@@ -324,13 +222,13 @@ class LedgerIndex:
 
     def _refresh(self, db: sqlite3.Connection, days: list[date] | None) -> None:
         self._reload_files(db)
-        on_disk = self._ledger_files() if days is None else self._stat(days)
+        on_disk = self._ledger.stat(days, self._files)
         if days is None:
             gone = set(self._files) - {d for d, _ in on_disk}
             if gone:
-                missing = ", ".join(sorted(date.fromordinal(d).isoformat() for d in gone))
-                raise IndexStale(f"ledger files were removed behind its back ({missing})")
-        grown = [(d, st) for d, st in on_disk if self._changed(d, st)]
+                names = ", ".join(self._ledger.name(d) for d in sorted(gone))
+                raise IndexStale(f"ledger files were removed behind its back ({names})")
+        grown = [(d, st) for d, st in on_disk if self._ledger.has_new_bytes(self._files.get(d), st)]
         if not grown:
             return
         db.execute("BEGIN IMMEDIATE")
@@ -343,131 +241,13 @@ class LedgerIndex:
             self._rollback(db)
             raise
 
-    def _ledger_files(self) -> list[tuple[int, os.stat_result]]:
-        return self._stat(date.fromordinal(d) for d in self._listing())
-
-    def _listing(self) -> set[int]:
-        """The days that have a ledger file, listed again when the folder changed (or may
-        have within its timestamps' granularity)."""
-        try:
-            mtime = os.stat(self.ledger_dir).st_mtime_ns
-        except (FileNotFoundError, NotADirectoryError):
-            return set()
-        if mtime != self._listed_at or time.time_ns() - mtime < RELIST_NS:
-            days = (
-                file_date_of(Path(n)) for n in os.listdir(self.ledger_dir) if n.endswith(".jsonl")
-            )
-            self._listed = {d.toordinal() for d in days if d is not None}
-            self._listed_at = mtime
-        return self._listed
-
-    def _stat(self, days: Iterable[date]) -> list[tuple[int, os.stat_result]]:
-        found = []
-        listed = self._listing()
-        for d in days:
-            day = d.toordinal()
-            if day not in listed and day not in self._files:
-                continue
-            try:
-                found.append((day, os.stat(ledger_path(self.ledger_dir, d))))
-            except (FileNotFoundError, NotADirectoryError):
-                if day in self._files:
-                    raise IndexStale(f"{d}.jsonl was removed behind its back") from None
-        return sorted(found, key=lambda item: item[0])
-
-    def _changed(self, day: int, st: os.stat_result) -> bool:
-        """Whether `day`'s file has bytes to index; raises IndexStale if it is not the file
-        the index read."""
-        row = self._files.get(day)
-        if row is None:
-            return st.st_size > 0
-        name = f"{date.fromordinal(day)}.jsonl"
-        if st.st_ino != row.ino:
-            raise IndexStale(f"{name} was replaced")
-        if st.st_size < row.off:
-            raise IndexStale(f"{name} shrank from {row.off} to {st.st_size} bytes")
-        if st.st_size == row.off and st.st_mtime_ns == row.mtime:
-            return False
-        path = ledger_path(self.ledger_dir, date.fromordinal(day))
-        if not self._same_prefix(path, row, full=st.st_size == row.off):
-            raise IndexStale(f"{name} was changed where it had been read")
-        return st.st_size > row.off or st.st_mtime_ns != row.mtime
-
-    @staticmethod
-    def _same_prefix(path: str, row: FileRow, *, full: bool) -> bool:
-        """The indexed bytes are still there: their ends always, all of them (CRC) when the
-        file changed without growing (an edit in place)."""
-        try:
-            with open(path, "rb") as f:
-                if f.read(len(row.head)) != row.head:
-                    return False
-                f.seek(row.off - len(row.tail))
-                if f.read(len(row.tail)) != row.tail:
-                    return False
-                if not full:
-                    return True
-                f.seek(0)
-                crc, left = 0, row.off
-                while left:
-                    chunk = f.read(min(left, READ_CHUNK))
-                    if not chunk:
-                        return False
-                    crc, left = zlib.crc32(chunk, crc), left - len(chunk)
-                return crc == row.crc
-        except OSError:
-            return False
-
     def _index_file(self, db: sqlite3.Connection, day: int, st: os.stat_result) -> None:
-        row = self._files.get(day)
-        off = row.off if row else 0
-        lines = row.lines if row else 0
-        crc = row.crc if row else 0
-        head = row.head if row else b""
-        tail = row.tail if row else b""
-        path = ledger_path(self.ledger_dir, date.fromordinal(day))
-        name = os.path.basename(path)
-        try:
-            f = open(path, "rb")  # noqa: SIM115 (closed below; a missing file is told apart)
-        except (FileNotFoundError, NotADirectoryError):
-            raise IndexStale(f"{name} was removed while being read") from None
-        with f:
-            if os.fstat(f.fileno()).st_ino != st.st_ino:
-                raise IndexStale(f"{name} was replaced while being read")
-            f.seek(off)
-            pending = b""
-            while True:
-                chunk = f.read(READ_CHUNK)
-                if not chunk:
-                    break
-                data = pending + chunk
-                end = data.rfind(b"\n") + 1
-                if end == 0:
-                    pending = data
-                    continue
-                complete, pending = data[:end], data[end:]
-                base = off
-                lines = self._index_bytes(db, day, name, complete, base, lines)
-                if len(head) < FINGERPRINT:
-                    head = (head + complete)[:FINGERPRINT]
-                tail = (tail + complete)[-FINGERPRINT:]
-                crc = zlib.crc32(complete, crc)
-                off += len(complete)
-            mtime = os.fstat(f.fileno()).st_mtime_ns
-        if pending and (day, off + len(pending)) not in self._warned_torn:
-            self._warned_torn.add((day, off + len(pending)))
-            log.warning(
-                "%s line %d (byte %d): ignoring an incomplete last line of %d bytes "
-                "(a write in progress, or cut short)",
-                name,
-                lines + 1,
-                off,
-                len(pending),
-            )
-        # a torn tail is looked at again each time (mtime 0); an unchanged size with a new
-        # mtime was checked by CRC, so the new mtime is remembered
-        self._store_file(
-            db, FileRow(day, off, lines, st.st_ino, 0 if pending else mtime, head, tail, crc)
-        )
+        name = self._ledger.name(day)
+
+        def sink(data: bytes, base: int, lines: int) -> int:
+            return self._index_lines(db, day, name, data, base, lines)
+
+        self._store_file(db, self._ledger.read_new(day, self._files.get(day), st, sink))
 
     def _store_file(self, db: sqlite3.Connection, row: FileRow) -> None:
         db.execute(
@@ -476,11 +256,11 @@ class LedgerIndex:
         )
         self._files[row.day] = row
 
-    def _index_bytes(
+    def _index_lines(
         self, db: sqlite3.Connection, day: int, name: str, data: bytes, base: int, lines: int
     ) -> int:
         """Parse complete lines read at `base`; returns the line count after them."""
-        versions: list[_Version] = []
+        versions: list[Version] = []
         markers: list[tuple[int, int]] = []
         for offset, raw in complete_lines(data, base):
             lines += 1
@@ -498,112 +278,19 @@ class LedgerIndex:
                 )
                 continue
             if isinstance(parsed, SessionLine):
-                markers.append((slot_of(parsed.timestamp), day))
+                markers.append((index_rows.slot_of(parsed.timestamp), day))
             else:
-                versions.append(_version(parsed, day, offset))
-            if len(versions) >= LOOKUP_BATCH * 8:
-                self._apply(db, versions)
+                versions.append(index_rows.version_of(parsed, day, offset))
+            if len(versions) >= APPLY_BATCH:
+                index_rows.apply(db, versions, self._ledger.read_back)
                 versions = []
         if versions:
-            self._apply(db, versions)
+            index_rows.apply(db, versions, self._ledger.read_back)
         if markers:
             db.executemany("INSERT OR IGNORE INTO markers VALUES (?,?)", markers)
         return lines
 
-    # -- taking in versions -----------------------------------------------------------------
-
-    def _apply(self, db: sqlite3.Connection, versions: list[_Version]) -> None:
-        """Make the winners of `versions` and of the index the index's winners, with sums."""
-        best: dict[bytes, _Version] = {}
-        for v in versions:
-            held = best.get(v.key)
-            if held is None or held.at.beaten_by(v.at):
-                best[v.key] = v
-        current = self._winners(db, list(best))
-        inserts: list[tuple[Any, ...]] = []
-        updates: list[tuple[Any, ...]] = []
-        spread: list[tuple[bytes]] = []
-        replaced: list[Winner] = []
-        deltas: dict[tuple[int, str, str], Totals] = {}
-        for key, v in best.items():
-            old = current.get(key)
-            if old is None:
-                inserts.append((key, v.at.total, v.at.rec, v.at.day, v.at.off, v.slot, 0))
-            elif old.beaten_by(v.at):
-                replaced.append(old)
-                moved = int(old.spread or old.day != v.at.day)
-                updates.append((v.at.total, v.at.rec, v.at.day, v.at.off, v.slot, moved, key))
-            else:
-                if old.day != v.at.day and not old.spread:
-                    spread.append((key,))
-                continue
-            _delta(deltas, v).add(v.event)
-        for gone in self._read_versions(replaced):
-            _delta(deltas, gone).add(gone.event, -1)
-        if inserts:
-            db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?)", inserts)
-        if updates:
-            db.executemany(
-                "UPDATE events SET total=?, rec=?, day=?, off=?, slot=?, spread=? WHERE id=?",
-                updates,
-            )
-        if spread:
-            # a version in another file: if the winner's file is pruned, that one would win
-            db.executemany("UPDATE events SET spread=1 WHERE id=?", spread)
-        self._add_sums(db, deltas)
-
-    @staticmethod
-    def _winners(db: sqlite3.Connection, keys: list[bytes]) -> dict[bytes, Winner]:
-        found: dict[bytes, Winner] = {}
-        for i in range(0, len(keys), LOOKUP_BATCH):
-            chunk = keys[i : i + LOOKUP_BATCH]
-            marks = ",".join("?" * len(chunk))
-            for key, total, rec, day, off, spread in db.execute(
-                f"SELECT id, total, rec, day, off, spread FROM events WHERE id IN ({marks})",
-                chunk,
-            ):
-                found[key] = Winner(total, rec, day, off, spread)
-        return found
-
-    def _read_versions(self, places: Sequence[Winner]) -> list[_Version]:
-        """The versions the index points at, read back from their ledger lines."""
-        found: list[_Version] = []
-        for day in sorted({p.day for p in places}):
-            path = ledger_path(self.ledger_dir, date.fromordinal(day))
-            offsets = sorted(p.off for p in places if p.day == day)
-            try:
-                with open(path, "rb") as f:
-                    for off in offsets:
-                        f.seek(off)
-                        raw = f.readline()
-                        parsed = parse_line(raw.rstrip(b"\n"))
-                        if not isinstance(parsed, UsageLine) or not raw.endswith(b"\n"):
-                            raise ValueError("not a usage line")
-                        found.append(_version(parsed, day, off))
-            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-                name = os.path.basename(path)
-                raise IndexStale(f"{name} no longer holds the lines it indexed") from exc
-        return found
-
-    @staticmethod
-    def _add_sums(db: sqlite3.Connection, deltas: dict[tuple[int, str, str], Totals]) -> None:
-        for (slot, tool, model), delta in deltas.items():
-            row = db.execute(
-                "SELECT events, input, output, cwrite, cread, spend, metrics FROM sums "
-                "WHERE slot=? AND tool=? AND model=?",
-                (slot, tool, model),
-            ).fetchone()
-            totals = _totals_of(row) if row else Totals()
-            totals.merge(delta)
-            if totals.events <= 0:
-                db.execute(
-                    "DELETE FROM sums WHERE slot=? AND tool=? AND model=?", (slot, tool, model)
-                )
-            else:
-                db.execute(
-                    "INSERT OR REPLACE INTO sums VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (slot, tool, model, *_columns_of(totals)),
-                )
+    # -- this process's own appends ------------------------------------------------------
 
     def add_appended(self, appended: Sequence[Appended]) -> None:
         """Index lines this process just wrote (under the ledger lock), without reading them
@@ -630,40 +317,23 @@ class LedgerIndex:
 
     def _take_appended(self, db: sqlite3.Connection, a: Appended, row: FileRow | None) -> None:
         day = a.file_date.toordinal()
-        rec = _micros(a.stamp)
-        versions = [
-            _Version(
-                event_key(e.event_id), Winner(e.token_total, rec, day, off), slot_of(e.timestamp), e
-            )
-            for e, off in a.lines
-        ]
-        self._apply(db, versions)
-        st = os.stat(ledger_path(self.ledger_dir, a.file_date))
-        end = a.start + len(a.payload)
-        head = row.head if row else b""
-        if len(head) < FINGERPRINT:
-            head = (head + a.payload)[:FINGERPRINT]
-        self._store_file(
-            db,
-            FileRow(
-                day,
-                end,
-                (row.lines if row else 0) + len(a.lines),
-                st.st_ino,
-                # grown beyond our lines already: the next refresh reads on from `end`
-                st.st_mtime_ns if st.st_size == end else 0,
-                head,
-                ((row.tail if row else b"") + a.payload)[-FINGERPRINT:],
-                zlib.crc32(a.payload, row.crc if row else 0),
-            ),
+        rec = micros(a.stamp)
+        index_rows.apply(
+            db, [written(e, rec, day, off) for e, off in a.lines], self._ledger.read_back
         )
+        st = os.stat(self._ledger.path(day))
+        end = a.start + len(a.payload)
+        # a file already grown beyond these lines is read on from `end` by the next refresh
+        mtime = st.st_mtime_ns if st.st_size == end else 0
+        grown = (row or empty_row(day)).grown_by(a.payload, st.st_ino, mtime, len(a.lines))
+        self._store_file(db, grown)
 
     # -- questions ---------------------------------------------------------------------------
 
     def contains(self, event_ids: Iterable[str]) -> set[str]:
         """Which of `event_ids` are in the index."""
-        by_key = {event_key(i): i for i in event_ids}
-        return self._run(lambda db: {by_key[k] for k in self._winners(db, list(by_key))})
+        by_key = {index_rows.event_key(i): i for i in event_ids}
+        return self._run(lambda db: {by_key[k] for k in index_rows.winners(db, list(by_key))})
 
     def day(self, first_slot: int, end_slot: int, files: Iterable[date]) -> IndexedDay:
         """What the index holds of the slots [first_slot, end_slot), and how far it has read
@@ -673,30 +343,20 @@ class LedgerIndex:
         def read(db: sqlite3.Connection) -> IndexedDay:
             db.execute("BEGIN")
             try:
-                rows = db.execute(
-                    "SELECT tool, model, events, input, output, cwrite, cread, spend, metrics "
-                    "FROM sums WHERE slot >= ? AND slot < ?",
-                    (first_slot, end_slot),
-                ).fetchall()
+                tools = index_rows.sums_of(db, first_slot, end_slot)
                 markers = db.execute(
                     "SELECT 1 FROM markers WHERE slot >= ? AND slot < ? LIMIT 1",
                     (first_slot, end_slot),
                 ).fetchone()
+                marks = ",".join("?" * len(wanted))
                 offsets = dict(
                     db.execute(
-                        f"SELECT day, off FROM files WHERE day IN ({','.join('?' * len(wanted))})",
+                        f"SELECT day, off FROM files WHERE day IN ({marks})",
                         [d.toordinal() for d in wanted],
                     ).fetchall()
                 )
             finally:
                 db.execute("COMMIT")
-            tools: dict[str, ToolDay] = {}
-            for tool, model, *columns in rows:
-                sums = tools.setdefault(tool, ToolDay())
-                totals = _totals_of(columns)
-                sums.totals.merge(totals)
-                if model:
-                    sums.by_model.setdefault(model, Totals()).merge(totals)
             cover = {d: offsets.get(d.toordinal(), 0) for d in wanted}
             return IndexedDay(tools, markers is not None, cover)
 
@@ -715,7 +375,7 @@ class LedgerIndex:
                     (file_date.toordinal(), offset, first_slot, end_slot),
                 ).fetchall()
             result: dict[str, Totals] = {}
-            for v in self._read_versions([Winner(0, 0, day, off) for day, off in rows]):
+            for v in self._ledger.read_back([Place(0, 0, day, off) for day, off in rows]):
                 result.setdefault(v.event.tool, Totals()).add(v.event)
             return result
 
@@ -737,10 +397,10 @@ class LedgerIndex:
             rows = db.execute(
                 "SELECT total, rec, day, off, spread FROM events WHERE day = ?", (day,)
             ).fetchall()
-            deltas: dict[tuple[int, str, str], Totals] = {}
-            for v in self._read_versions([Winner(*row) for row in rows]):
-                _delta(deltas, v).add(v.event, -1)
-            self._add_sums(db, deltas)
+            deltas: Deltas = {}
+            for v in self._ledger.read_back([Place(*row) for row in rows]):
+                index_rows.delta(deltas, v).add(v.event, -1)
+            index_rows.add_sums(db, deltas)
             for table in ("events", "markers", "files"):
                 db.execute(f"DELETE FROM {table} WHERE day = ?", (day,))
             db.execute("COMMIT")
@@ -757,51 +417,6 @@ class IndexedDay:
     has_markers: bool
     #: how far each of the day's UTC files was indexed when `tools` was read
     cover: dict[date, int]
-
-
-def _version(line: UsageLine, day: int, offset: int) -> _Version:
-    e = line.event
-    return _Version(
-        event_key(e.event_id),
-        Winner(e.token_total, _micros(line.recorded_at), day, offset),
-        slot_of(e.timestamp),
-        e,
-    )
-
-
-def _delta(deltas: dict[tuple[int, str, str], Totals], v: _Version) -> Totals:
-    key = (v.slot, v.event.tool, v.event.model or "")
-    found = deltas.get(key)
-    if found is None:
-        found = deltas[key] = Totals()
-    return found
-
-
-def _columns_of(t: Totals) -> tuple[Any, ...]:
-    metrics = (
-        json.dumps({k: [t.metric_events[k], str(v)] for k, v in sorted(t.metrics.items())})
-        if t.metrics
-        else ""
-    )
-    return (
-        t.events,
-        t.input_tokens,
-        t.output_tokens,
-        t.cache_write_tokens,
-        t.cache_read_tokens,
-        str(t.spend_cents),
-        metrics,
-    )
-
-
-def _totals_of(columns: Sequence[Any]) -> Totals:
-    events, i, o, w, r, spend, metrics = columns
-    t = Totals(events, i, o, w, r, Decimal(spend))
-    if metrics:
-        for key, (count, value) in json.loads(metrics).items():
-            t.metrics[key] = Decimal(value)
-            t.metric_events[key] = count
-    return t
 
 
 def _unless_corrupt(exc: sqlite3.DatabaseError) -> sqlite3.DatabaseError:
