@@ -7,6 +7,8 @@ unterminated last line.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
@@ -149,19 +151,21 @@ class LedgerWriter:
             fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         except OSError as exc:
             raise LedgerError(f"cannot open {path}: {exc.strerror}") from exc
+        size = -1
         try:
             size = os.fstat(fd).st_size
             prefix = b""
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 prefix = b"\n"  # seal a line torn by a crash so it cannot absorb this one
-            payload = prefix + b"".join(encoded)
-            written = os.write(fd, payload)
-            if written != len(payload):
-                raise LedgerError(f"short write to {path} ({written} of {len(payload)} bytes)")
+            write_all(fd, prefix + b"".join(encoded))
         except OSError as exc:
-            if isinstance(exc, LedgerError):
-                raise
-            raise LedgerError(f"cannot write {path}: {exc.strerror}") from exc
+            if size >= 0:
+                # A refused append leaves nothing: a torn line would be skipped with a warning
+                # at best, and one cut just before its newline would count, once sealed, an
+                # event the caller was told is not recorded. Safe: appends hold the lock.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+            raise LedgerError(f"cannot write {path}: {exc.strerror or exc}") from exc
         finally:
             os.close(fd)
         self._unsynced.add(path)
@@ -175,6 +179,17 @@ class LedgerWriter:
         pending, self._unsynced = self._unsynced, set()
         for path in pending:
             fsync_path(path)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """`os.write` until all of `data` is written. A write cut short (a full disk, a file size
+    limit) is retried, so the failure surfaces as the OSError that names its cause."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(errno.EIO, f"write returned {written}")
+        view = view[written:]
 
 
 def fsync_path(path: Path) -> None:
