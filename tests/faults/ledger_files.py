@@ -114,10 +114,21 @@ def numbers_of(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def read_journal(home: Path) -> list[dict[str, Any]]:
-    """Every complete line of `journal.jsonl`, in order."""
+def read_journal(home: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every complete line of `journal.jsonl` in order, and the lines that do not parse."""
     path = home / "journal.jsonl"
     if not path.exists():
-        return []
-    complete = path.read_bytes().rpartition(b"\n")[0]
-    return [json.loads(raw) for raw in complete.split(b"\n") if raw.strip()]
+        return [], []
+    entries: list[dict[str, Any]] = []
+    problems: list[str] = []
+    complete, _, tail = path.read_bytes().rpartition(b"\n")
+    if tail:
+        problems.append(f"{len(tail)} bytes after the last newline")
+    for number, raw in enumerate(complete.split(b"\n") if complete else [], 1):
+        try:
+            line = json.loads(raw)
+            assert isinstance(line, dict) and {"date", "tool", "state"} <= set(line)
+            entries.append(line)
+        except (ValueError, AssertionError):
+            problems.append(f"line {number}: {raw[:80]!r}")
+    return entries, problems
