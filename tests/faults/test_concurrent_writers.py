@@ -8,7 +8,7 @@ by another writer only after the first was acknowledged (the later one must win)
 
 Afterwards every ledger line is a documented JSON object, every acknowledged event is there,
 each event_id counts once, and `report --json`, every window's status and the outbox records
-of a flush hold exactly the sums of the winners. DX_FAULTS_SEED=N replays a run's choices.
+of a flush hold exactly the sums of the winners. DX_FAULTS_SEED=N replays a run's random choices.
 """
 
 from __future__ import annotations

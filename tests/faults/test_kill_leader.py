@@ -4,12 +4,14 @@ Three sidecars share one home and push to a fake DX that answers each push after
 0-300 ms. Each round records events for new (date, tool) keys (fresh tool names, complete days
 2..7 days ago), which starts the leader's push cycle; in some rounds a Flush Now from another
 window races it. At a random moment the leader is killed (kill -9), with recordUsage requests
-for already pushed days in flight to it, and a replacement starts at once: it finds the leader
-lock free and takes it (the others would retry only after 30 s).
+for already pushed days in flight to it, and a replacement joins at once: a standby window,
+started up during the round as far as `initialize`, is sent `initialized`, finds the leader lock
+free and takes it (the others would retry only after 30 s).
 
 Afterwards every key is `pushed` (DX stored it once, exactly the events the ledger held when it
 was computed) or `unconfirmed` (DX got it at most once); no key reached DX twice; every
-acknowledged event is in the ledger once. DX_FAULTS_SEED=N replays a run's choices.
+acknowledged event is in the ledger once. DX_FAULTS_SEED=N replays a run's random choices (not
+its timing); DX_FAULTS_ROUNDS=N changes the number of rounds.
 """
 
 from __future__ import annotations
