@@ -6,6 +6,7 @@ Only a holder of the push lock appends, so the last line of a key is its state. 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dx_lsp_telemetry.days import format_ts, parse_ts
+from dx_lsp_telemetry.ledger import write_all
 
 log = logging.getLogger(__name__)
 
@@ -150,12 +152,21 @@ class Journal:
         ).encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        size = -1
         try:
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 data = b"\n" + data
-            os.write(fd, data)
+            write_all(fd, data)  # a short write is an error, never a `sending` taken as durable
             os.fsync(fd)
+        except OSError as exc:
+            if size >= 0:
+                # a torn line would be skipped on read: a state that is neither here nor gone
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+            raise OSError(
+                exc.errno, f"cannot write the push journal {self.path}: {exc.strerror or exc}"
+            ) from exc
         finally:
             os.close(fd)
         self._latest[entry.key] = entry

@@ -7,6 +7,8 @@ unterminated last line.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
@@ -110,15 +112,27 @@ class LedgerWriter:
         appended: list[Appended] = []
         with self.locked():
             stamp = format_ts(datetime.now(timezone.utc))
-            for utc_date, file_events in by_file.items():
-                encoded = [_encode({**e.to_ledger(), "recorded_at": stamp}) for e in file_events]
-                path = ledger_path(self.ledger_dir, utc_date)
-                start, sealed = self._write(path, encoded)
-                lines, at = [], start
-                for i, event in enumerate(file_events):
-                    lines.append((event, at))
-                    at += len(encoded[i])
-                appended.append(Appended(utc_date, start, b"".join(encoded), sealed, stamp, lines))
+            try:
+                for utc_date, file_events in by_file.items():
+                    encoded = [
+                        _encode({**e.to_ledger(), "recorded_at": stamp}) for e in file_events
+                    ]
+                    path = ledger_path(self.ledger_dir, utc_date)
+                    start, sealed = self._write(path, encoded)
+                    lines, at = [], start
+                    for i, event in enumerate(file_events):
+                        lines.append((event, at))
+                        at += len(encoded[i])
+                    appended.append(
+                        Appended(utc_date, start, b"".join(encoded), sealed, stamp, lines)
+                    )
+            except LedgerError:
+                # the group is answered as one: refused, none of it may stay in other files
+                for done in appended:
+                    path = ledger_path(self.ledger_dir, done.file_date)
+                    with contextlib.suppress(OSError):
+                        os.truncate(path, done.start - int(done.sealed))
+                raise
         return appended
 
     def append_marker(self, ts: datetime) -> None:
@@ -167,20 +181,22 @@ class LedgerWriter:
             fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         except OSError as exc:
             raise LedgerError(f"cannot open {path}: {exc.strerror}") from exc
+        size = -1
         try:
             size = os.fstat(fd).st_size
             prefix = b""
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 prefix = b"\n"  # seal a line torn by a crash so it cannot absorb this one
-            payload = prefix + b"".join(encoded)
-            written = os.write(fd, payload)
-            if written != len(payload):
-                raise LedgerError(f"short write to {path} ({written} of {len(payload)} bytes)")
+            write_all(fd, prefix + b"".join(encoded))
             start = size + len(prefix)
         except OSError as exc:
-            if isinstance(exc, LedgerError):
-                raise
-            raise LedgerError(f"cannot write {path}: {exc.strerror}") from exc
+            if size >= 0:
+                # A refused append leaves nothing: a torn line would be skipped with a warning
+                # at best, and one cut just before its newline would count, once sealed, an
+                # event the caller was told is not recorded. Safe: appends hold the lock.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+            raise LedgerError(f"cannot write {path}: {exc.strerror or exc}") from exc
         finally:
             os.close(fd)
         self._unsynced.add(path)
@@ -195,6 +211,17 @@ class LedgerWriter:
         pending, self._unsynced = self._unsynced, set()
         for path in pending:
             fsync_path(path)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """`os.write` until all of `data` is written. A write cut short (a full disk, a file size
+    limit) is retried, so the failure surfaces as the OSError that names its cause."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(errno.EIO, f"write returned {written}")
+        view = view[written:]
 
 
 def fsync_path(path: str | Path) -> None:
