@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     token = os.environ.get(TOKEN_ENV) or None
     setup_logging(token, logging.INFO if verb in ("serve", "flush") else logging.WARNING)
     if verb == "serve":
-        from dx_lsp_telemetry.server import serve  # LSP machinery only when serving
+        from dx_lsp_telemetry.sidecar import serve
 
         return serve(client_pid)
     if verb == "demo":

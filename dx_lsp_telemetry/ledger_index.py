@@ -35,6 +35,8 @@ SCHEMA_VERSION = "1"
 SLOT_SECONDS = index_rows.SLOT_SECONDS
 #: how long a writer waits for another process's index transaction (a rebuild can be long)
 BUSY_TIMEOUT_MS = 120_000
+#: less free space than this makes a failed write "no space left"
+FULL_BELOW = 16 << 20
 #: versions parsed before they are taken into the index (memory stays flat)
 APPLY_BATCH = 4000
 
@@ -78,7 +80,7 @@ class LedgerIndex:
             try:
                 return op(self._conn())
             except sqlite3.DatabaseError as exc:
-                problem = _unless_corrupt(exc)
+                problem = _unless_corrupt(exc, self.index_dir)
                 recover = self._recreate
             except IndexStale as exc:
                 problem = exc
@@ -86,7 +88,7 @@ class LedgerIndex:
             try:
                 recover(str(problem))
             except sqlite3.DatabaseError as exc:
-                problem = _unless_corrupt(exc)
+                problem = _unless_corrupt(exc, self.index_dir)
             except IndexStale as exc:
                 problem = exc
         raise LedgerError(f"the ledger index cannot be rebuilt: {problem}")
@@ -221,6 +223,20 @@ class LedgerIndex:
         self._run(lambda db: self._refresh(db, wanted))
 
     def _refresh(self, db: sqlite3.Connection, days: list[date] | None) -> None:
+        grown = self._grown(db, days)
+        if not grown:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            self._index_grown(db, grown)
+            db.execute("COMMIT")
+        except BaseException:
+            self._rollback(db)
+            raise
+
+    def _grown(
+        self, db: sqlite3.Connection, days: list[date] | None
+    ) -> list[tuple[int, os.stat_result]]:
         self._reload_files(db)
         on_disk = self._ledger.stat(days, self._files)
         if days is None:
@@ -228,18 +244,34 @@ class LedgerIndex:
             if gone:
                 names = ", ".join(self._ledger.name(d) for d in sorted(gone))
                 raise IndexStale(f"ledger files were removed behind its back ({names})")
-        grown = [(d, st) for d, st in on_disk if self._ledger.has_new_bytes(self._files.get(d), st)]
-        if not grown:
-            return
-        db.execute("BEGIN IMMEDIATE")
+        return [(d, st) for d, st in on_disk if self._ledger.has_new_bytes(self._files.get(d), st)]
+
+    def _index_grown(self, db: sqlite3.Connection, grown: list[tuple[int, os.stat_result]]) -> None:
+        self._reload_files(db)  # another process may have indexed some of it meanwhile
+        for day, st in grown:
+            self._index_file(db, day, st)
+
+    @contextmanager
+    def unwritten(self, days: Iterable[date] | None = None) -> Iterator[None]:
+        """For when `refresh` cannot write (a full disk): the questions asked inside see the
+        index as if it were refreshed, from one transaction that is rolled back."""
+        wanted = None if days is None else list(days)
+
+        def begin(db: sqlite3.Connection) -> sqlite3.Connection:
+            grown = self._grown(db, wanted)
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                self._index_grown(db, grown)
+            except BaseException:
+                self._rollback(db)
+                raise
+            return db
+
+        db = self._run(begin)
         try:
-            self._reload_files(db)  # another process may have indexed some of it meanwhile
-            for day, st in grown:
-                self._index_file(db, day, st)
-            db.execute("COMMIT")
-        except BaseException:
+            yield
+        finally:
             self._rollback(db)
-            raise
 
     def _index_file(self, db: sqlite3.Connection, day: int, st: os.stat_result) -> None:
         name = self._ledger.name(day)
@@ -341,7 +373,9 @@ class LedgerIndex:
         wanted = sorted(files)
 
         def read(db: sqlite3.Connection) -> IndexedDay:
-            db.execute("BEGIN")
+            own = not db.in_transaction  # else inside `unwritten`: its view
+            if own:
+                db.execute("BEGIN")
             try:
                 tools = index_rows.sums_of(db, first_slot, end_slot)
                 markers = db.execute(
@@ -356,7 +390,8 @@ class LedgerIndex:
                     ).fetchall()
                 )
             finally:
-                db.execute("COMMIT")
+                if own:
+                    db.execute("COMMIT")
             cover = {d: offsets.get(d.toordinal(), 0) for d in wanted}
             return IndexedDay(tools, markers is not None, cover)
 
@@ -419,7 +454,7 @@ class IndexedDay:
     cover: dict[date, int]
 
 
-def _unless_corrupt(exc: sqlite3.DatabaseError) -> sqlite3.DatabaseError:
+def _unless_corrupt(exc: sqlite3.DatabaseError, where: Path) -> sqlite3.DatabaseError:
     """A corrupt database file is for recovery; any other failure (locked for too long, a
     full disk) is the caller's: raised as a LedgerError naming it."""
     text = str(exc).lower()
@@ -427,7 +462,28 @@ def _unless_corrupt(exc: sqlite3.DatabaseError) -> sqlite3.DatabaseError:
         "not a database" in text or "malformed" in text or "corrupt" in text
     ):
         return exc
-    raise LedgerError(f"the ledger index cannot be used: {exc}") from exc
+    raise LedgerError(f"the ledger index cannot be used: {exc}{_why(text, where)}") from exc
+
+
+def _why(text: str, where: Path) -> str:
+    """SQLite says "disk I/O error" for a write the OS refused: say which refusal it was."""
+    if "disk i/o" not in text and "full" not in text:
+        return ""
+    try:
+        free = os.statvfs(where).f_bavail * os.statvfs(where).f_frsize
+    except (OSError, AttributeError):  # no statvfs on Windows
+        free = None
+    if free is not None and free < FULL_BELOW:
+        return f" (no space left on the disk of {where}: {free} bytes free)"
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    except (ImportError, OSError, ValueError):
+        return ""
+    if limit != resource.RLIM_INFINITY:
+        return f" (file too large: this process may write files of at most {limit} bytes)"
+    return ""
 
 
 def _schema_version(db: sqlite3.Connection) -> str | None:

@@ -1,8 +1,10 @@
-"""Notice the editor's death: the sidecar must not outlive the process that started it."""
+"""Notice the editor's death, and exit: the sidecar must not outlive the process that
+started it, nor wait for a worker thread (a push waiting on DX) to finish."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 
@@ -60,3 +62,11 @@ async def wait_for_exit(pid: int) -> None:
             return
     while is_alive(pid):
         await asyncio.sleep(POLL_SECONDS)
+
+
+def hard_exit(code: int) -> None:
+    """Exit now, streams flushed: worker threads must not hold the process."""
+    for stream in (sys.stderr, sys.stdout):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)

@@ -52,8 +52,12 @@ def append_events(
     """
     files = set(window) | {e.timestamp.astimezone(timezone.utc).date() for e in events}
     with writer.locked():
-        index.refresh(sorted(files))
-        known = index.contains(e.event_id for e in events)
+        try:
+            index.refresh(sorted(files))
+            known = index.contains(e.event_id for e in events)
+        except LedgerError:  # the index cannot be written: the ledger still can, maybe
+            with index.unwritten(sorted(files)):
+                known = index.contains(e.event_id for e in events)
         duplicates = []
         for event in events:
             duplicates.append(event.event_id in known)

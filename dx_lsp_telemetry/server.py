@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import sys
 from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
@@ -24,19 +23,22 @@ from dx_lsp_telemetry.config import TOKEN_ENV
 from dx_lsp_telemetry.events import EventError
 from dx_lsp_telemetry.ledger import LedgerError
 from dx_lsp_telemetry.logs import ForwardToEditor
-from dx_lsp_telemetry.parent import wait_for_exit
+from dx_lsp_telemetry.lsp_names import (
+    FLUSH_NOW,
+    MARK_PUSHED,
+    RECORD_USAGE,
+    RESEND_DAY,
+    SERVER_NAME,
+    STATUS,
+    STATUS_CHANGED,
+)
+from dx_lsp_telemetry.parent import hard_exit, wait_for_exit
 from dx_lsp_telemetry.paths import resolve_home
 from dx_lsp_telemetry.pusher import PushError
 from dx_lsp_telemetry.settings import SECTION
 
 log = logging.getLogger(__name__)
 
-RECORD_USAGE = "dxTelemetry/recordUsage"
-STATUS = "dxTelemetry/status"
-STATUS_CHANGED = "dxTelemetry/statusChanged"
-FLUSH_NOW = "dxTelemetry.flushNow"
-RESEND_DAY = "dxTelemetry.resendDay"
-MARK_PUSHED = "dxTelemetry.markPushed"
 READY_WAIT_SECONDS = 5.0
 #: LSP's RequestFailed: the request was fine, the operation was not possible.
 REQUEST_FAILED = -32803
@@ -60,7 +62,7 @@ def raw_json_converter() -> Converter:
 class DxLanguageServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__(
-            "dx-lsp-telemetry",
+            SERVER_NAME,
             __version__,
             text_document_sync_kind=types.TextDocumentSyncKind.None_,
             converter_factory=raw_json_converter,
@@ -265,27 +267,4 @@ async def _exit_with_parent(ls: DxLanguageServer, pid: int) -> None:
     await wait_for_exit(pid)
     log.warning("the editor (process %d) is gone; exiting", pid)
     await ls.telemetry.stop()
-    _hard_exit(0)
-
-
-def _hard_exit(code: int) -> None:
-    """Exit now: worker threads (a push waiting on DX) must not hold the process."""
-    for stream in (sys.stderr, sys.stdout):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-    os._exit(code)
-
-
-def serve(client_process_id: int | None = None) -> int:
-    server = create_server()
-    server.parent_pid = client_process_id
-    try:
-        stdio.serve(
-            server.protocol,
-            lambda d: d.fast_paths.__setitem__(RECORD_USAGE, record_fast_path(server)),
-        )
-    finally:
-        with contextlib.suppress(OSError):
-            server.telemetry.sync_to_disk()
-    _hard_exit(0)
-    return 0
+    hard_exit(0)

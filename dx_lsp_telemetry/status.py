@@ -39,11 +39,13 @@ def build_status(inputs: StatusInputs, index: LedgerIndex, journal: Journal) -> 
     journal.load()
     entries: list[dict[str, Any]] = []
     try:
-        index.refresh()
-    except LedgerError as exc:  # e.g. a full disk: what the index holds is still shown
-        problems.append(f"the newest ledger lines cannot be indexed ({exc}): totals may lag")
-    try:
-        entries = day_entries(index, journal, settings, inputs.token, days, today, split_late=True)
+        try:
+            index.refresh()
+            entries = day_entries(index, journal, settings, inputs.token, days, today)
+        except LedgerError as exc:  # e.g. a full disk: read as if indexed, writing nothing
+            problems.append(f"the ledger index cannot be updated: {exc}")
+            with index.unwritten():
+                entries = day_entries(index, journal, settings, inputs.token, days, today)
     except LedgerError as exc:
         problems.append(f"the ledger cannot be read: {exc}")
     today_tools = {
@@ -73,7 +75,7 @@ def day_entries(
     days: list[date],
     today: date,
     *,
-    split_late: bool,
+    split_late: bool = True,
 ) -> list[dict[str, Any]]:
     """One entry per (date, tool) of `days`, in their order, with its push state.
 

@@ -21,10 +21,10 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from pygls.exceptions import JsonRpcException
-from pygls.protocol import JsonRPCProtocol
+if TYPE_CHECKING:
+    from pygls.protocol import JsonRPCProtocol
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,9 @@ INVALID_REQUEST = -32600
 MAX_MESSAGE = 8 << 20
 MAX_HEADER = 8 << 10
 READ_SIZE = 1 << 16
+
+#: the id pygls's own answer to an `initialize` answered early goes out under, to be dropped
+EARLY_ID = "dx-lsp-telemetry:initialize"
 
 Reply = Callable[[Any, dict[str, Any]], None]
 #: a fast path takes (id, params, reply) and returns True if it answers the request itself
@@ -109,8 +112,18 @@ class ReplyWriter:
         self._lock = threading.Lock()
         self._loop_thread = threading.get_ident()  # made on the loop's thread
         self.broken = False
+        self._drop: bytes | None = None
+
+    def drop_reply(self, msg_id: str) -> None:
+        """Leave out the next reply to `msg_id` (pygls's, to a request answered already)."""
+        self._drop = f'"id": {json.dumps(msg_id)}'.encode()
 
     def write(self, data: bytes) -> None:
+        if self._drop is not None and self._drop in data:
+            self._drop = None
+            if b'"error"' in data:
+                log.warning("initialize was answered, then refused: %s", data[-300:])
+            return
         with self._lock:
             self._pending.append(data)
             first = len(self._pending) == 1
@@ -143,16 +156,24 @@ def frame(message: dict[str, Any]) -> bytes:
     return b"Content-Length: %d\r\n\r\n" % len(body) + body
 
 
-class Dispatcher:
-    """Checks each message's envelope, answers what is malformed, passes the rest on."""
+Loader = Callable[["Dispatcher"], "JsonRPCProtocol"]
 
-    def __init__(self, protocol: JsonRPCProtocol, writer: ReplyWriter) -> None:
-        self._protocol = protocol
-        self._writer = writer
+
+class Dispatcher:
+    """Checks each message's envelope, answers what is malformed, passes the rest on; loads
+    the LSP server with the first message that needs it."""
+
+    def __init__(
+        self, writer: ReplyWriter, load: Loader, early_initialize: Callable[[], dict[str, Any]]
+    ) -> None:
+        self.writer = writer
+        self._load = load
+        self._early_initialize = early_initialize
+        self._protocol: JsonRPCProtocol | None = None
         self.fast_paths: dict[str, FastPath] = {}
 
     def reply(self, msg_id: Any, message: dict[str, Any]) -> None:
-        self._writer.write(frame({"jsonrpc": "2.0", "id": msg_id, **message}))
+        self.writer.write(frame({"jsonrpc": "2.0", "id": msg_id, **message}))
 
     def error(self, msg_id: Any, code: int, text: str) -> None:
         self.reply(msg_id, {"error": {"code": code, "message": text}})
@@ -196,6 +217,14 @@ class Dispatcher:
             return
         # params of the wrong shape are the handler's to refuse, naming them (-32602)
         params = message.get("params")
+        if self._protocol is None:
+            if method == "initialize" and has_id and isinstance(params, dict):
+                # the answer depends on nothing the LSP library knows: it need not wait for it
+                self.reply(msg_id, {"result": self._early_initialize()})
+                self.writer.flush()
+                self.writer.drop_reply(EARLY_ID)
+                message["id"] = msg_id = EARLY_ID
+            self._protocol = self._load(self)
         if self._protocol._shutdown and method != "exit":
             if has_id:
                 self.error(msg_id, INVALID_REQUEST, "the server is shutting down")
@@ -209,6 +238,10 @@ class Dispatcher:
         self._to_pygls(message, msg_id if has_id else None)
 
     def _to_pygls(self, message: dict[str, Any], request_id: Any) -> None:
+        from pygls.exceptions import JsonRpcException  # loaded with the server, by now
+
+        if self._protocol is None:
+            self._protocol = self._load(self)
         try:
             structured = self._protocol.structure_message(message)
         except JsonRpcException as exc:
@@ -220,15 +253,13 @@ class Dispatcher:
         self._protocol.handle_message(structured)
 
 
-def serve(protocol: JsonRPCProtocol, setup: Callable[[Dispatcher], None]) -> None:
-    """Run until stdin closes (or `exit`); `setup` registers fast paths."""
+def serve(load: Loader, early_initialize: Callable[[], dict[str, Any]]) -> None:
+    """Run until stdin closes (or `exit`); `load` makes the LSP server when it is needed."""
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         writer = ReplyWriter(sys.stdout.buffer, loop)
-        protocol.set_writer(writer)
-        dispatcher = Dispatcher(protocol, writer)
-        setup(dispatcher)
+        dispatcher = Dispatcher(writer, load, early_initialize)
         closed = asyncio.Event()
 
         def deliver(items: list[bytes | TooLarge | str]) -> None:

@@ -1,0 +1,33 @@
+"""The sidecar's LSP names, and what it answers to `initialize`: light, so that answer can
+leave before the LSP library (pygls, lsprotocol: a third of a second to import) is loaded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dx_lsp_telemetry import __version__
+
+SERVER_NAME = "dx-lsp-telemetry"
+RECORD_USAGE = "dxTelemetry/recordUsage"
+STATUS = "dxTelemetry/status"
+STATUS_CHANGED = "dxTelemetry/statusChanged"
+FLUSH_NOW = "dxTelemetry.flushNow"
+RESEND_DAY = "dxTelemetry.resendDay"
+MARK_PUSHED = "dxTelemetry.markPushed"
+COMMANDS = (FLUSH_NOW, RESEND_DAY, MARK_PUSHED)
+
+
+def initialize_result() -> dict[str, Any]:
+    """What pygls computes for this server's features (a test holds the two equal)."""
+    return {
+        "capabilities": {
+            "positionEncoding": "utf-16",
+            "textDocumentSync": {"openClose": True, "change": 0, "save": False},
+            "executeCommandProvider": {"commands": list(COMMANDS)},
+            "workspace": {
+                "workspaceFolders": {"supported": True, "changeNotifications": True},
+                "fileOperations": {},
+            },
+        },
+        "serverInfo": {"name": SERVER_NAME, "version": __version__},
+    }
