@@ -60,6 +60,9 @@ METHOD = "dxTelemetry/recordUsage"
 WARM_UP = 300
 TIMEOUT = 300.0
 RSS_TIMEOUT = 3600.0
+#: a paced send later than this means this client was not running: the run is done again
+LAG_LIMIT_MS = 10.0
+PACED_ATTEMPTS = 3
 #: tools and their models, as an editor with a few assistants would report them
 TOOLS = (
     ("claude-code", ("claude-sonnet-4-5-20250929", "claude-opus-4-1-20250805", "claude-haiku-4-5")),
@@ -160,6 +163,7 @@ async def running(server: Server, scratch: Path, seed: int) -> AsyncIterator[Pro
         conn.notify("initialized", {})
         proc = Proc(conn, Events(conn, seed), home / "dx")
         await windowed(proc, WARM_UP, 1)
+        await settle(conn)
         yield proc
         conn.check()
     except BaseException:
@@ -168,6 +172,19 @@ async def running(server: Server, scratch: Path, seed: int) -> AsyncIterator[Pro
     finally:
         await conn.close()
         shutil.rmtree(home, ignore_errors=True)
+
+
+async def settle(conn: Connection, limit: float = 5.0) -> None:
+    """Until the server's CPU clock stands nearly still for 0.3 s (its start-up work done, as
+    in an editor where events come long after the start), at most `limit` seconds."""
+    deadline = time.monotonic() + limit
+    before = conn.cpu_ns()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.3)
+        now = conn.cpu_ns()
+        if now - before < 3_000_000:
+            return
+        before = now
 
 
 @dataclass
@@ -284,6 +301,7 @@ class Figures:
     p50: list[float] = field(default_factory=list)
     p99: list[float] = field(default_factory=list)
     lag: list[float] = field(default_factory=list)
+    redone: int = 0
     sequential: list[Throughput] = field(default_factory=list)
     in_flight: list[Throughput] = field(default_factory=list)
     rss: dict[int, float] = field(default_factory=dict)
@@ -298,11 +316,22 @@ async def measure(args: argparse.Namespace, scratch: Path) -> dict[str, Figures]
         for server in servers if run % 2 == 0 else servers[::-1]:
             fig = figures[server.name]
             seed += 1
-            async with running(server, scratch, seed) as proc:
-                p = await paced(proc, args.rate, args.seconds)
-                fig.p50.append(percentile(p.latencies_ms, 50))
-                fig.p99.append(percentile(p.latencies_ms, 99))
-                fig.lag.append(p.max_lag_ms)
+            for attempt in range(1, PACED_ATTEMPTS + 1):
+                async with running(server, scratch, seed) as proc:
+                    p = await paced(proc, args.rate, args.seconds)
+                # this client descheduled (a busy machine) inflates the answers in flight
+                # meanwhile: not the server's latency, so such a run is done again
+                if p.max_lag_ms <= LAG_LIMIT_MS or attempt == PACED_ATTEMPTS:
+                    break
+                fig.redone += 1
+                print(
+                    f"  {server.name}: paced run redone, this client was {p.max_lag_ms:.0f} ms "
+                    "late for a send",
+                    file=sys.stderr,
+                )
+            fig.p50.append(percentile(p.latencies_ms, 50))
+            fig.p99.append(percentile(p.latencies_ms, 99))
+            fig.lag.append(p.max_lag_ms)
             async with running(server, scratch, seed) as proc:
                 fig.sequential.append(await windowed(proc, args.sequential, 1, args.max_seconds))
             async with running(server, scratch, seed) as proc:
@@ -430,7 +459,9 @@ def report(args: argparse.Namespace, figures: dict[str, Figures]) -> None:
     )
     print(
         "send lag (a paced send later than its slot, max per run): "
-        f"floor {spread(floor.lag, '.1f')} ms, ours {spread(ours.lag, '.1f')} ms"
+        f"floor {spread(floor.lag, '.1f')} ms, ours {spread(ours.lag, '.1f')} ms; runs redone "
+        f"as this client was late by > {LAG_LIMIT_MS:g} ms (at most {PACED_ATTEMPTS - 1} per "
+        f"run): floor {floor.redone}, ours {ours.redone}"
     )
 
 
