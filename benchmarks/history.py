@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import random
 import shutil
@@ -49,7 +50,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lsp_wire import ROOT, SIDECAR, Connection, LspError, clean_env, initialize_params, load
+from lsp_wire import ROOT, SIDECAR, Connection, clean_env, initialize_params, load
 
 CACHE = ROOT / ".cache" / "bench" / "history"
 #: bump when the generated lines change, so cached ledgers are rewritten
@@ -328,8 +329,10 @@ async def start(
     problems: Problems,
     flush: bool,
 ) -> Start:
-    """One sidecar on `home`: the timings of a start, and flushNow if asked."""
+    """One sidecar: the timings of a start, and flushNow if asked. A step cut at `timeout` is
+    inf, a step never reached None."""
     out = Start()
+    step = "initialize"
     started = time.perf_counter()
     conn = await Connection.spawn(SIDECAR, env)
     now = datetime.now(timezone.utc)
@@ -337,6 +340,7 @@ async def start(
         await conn.call("initialize", initialize_params(SETTINGS), timeout)
         out.initialize = time.perf_counter() - started
         conn.notify("initialized", {})
+        step = "first_status"
         status = await conn.call("dxTelemetry/status", {}, timeout - out.initialize)
         out.first_status = time.perf_counter() - started
         out.rss_mib = conn.rss_mib()
@@ -345,6 +349,7 @@ async def start(
             "status",
             mismatches(ledger, status["days"], now.date() - timedelta(days=BACKFILL_DAYS)),
         )
+        step = "later_status"
         later = []
         for _ in range(LATER_STATUSES):
             t = time.perf_counter()
@@ -352,35 +357,42 @@ async def start(
             later.append(time.perf_counter() - t)
         out.later_status = statistics.median(later)
         if flush:
+            step = "flush_now"
             t = time.perf_counter()
             result = await conn.call(
                 "workspace/executeCommand", {"command": "dxTelemetry.flushNow"}, timeout
             )
             out.flush_now = time.perf_counter() - t
-            pushed = {(p["date"], p["tool"]) for p in result.get("pushed", [])}
-            want = due_days(ledger, now)
-            if pushed != want or result.get("failed") or result.get("unconfirmed"):
-                problems.add(
-                    ledger,
-                    "flushNow",
-                    f"pushed {len(pushed)} (date, tool), expected {len(want)}; "
-                    f"failed {result.get('failed')}, unconfirmed {result.get('unconfirmed')}",
-                )
-            wrong = [p for p in result.get("pushed", []) if p.get("destination") != "outbox"]
-            problems.add(ledger, "flushNow", [f"not to the outbox: {p}" for p in wrong[:2]])
+            problems.add(ledger, "flushNow", flush_problems(result, due_days(ledger, now)))
         await conn.close(timeout)
-    except (asyncio.TimeoutError, LspError) as exc:
-        if not isinstance(exc, asyncio.TimeoutError):
-            problems.add(ledger, "sidecar", str(exc)[:300])
+    except asyncio.TimeoutError:
+        setattr(out, step, math.inf)
+        conn.kill()
+        await conn.close(5)
+    except Exception as exc:  # a changed answer must not stop the other measurements
+        problems.add(ledger, f"sidecar, at {step}", f"{type(exc).__name__}: {str(exc)[:300]}")
         conn.kill()
         await conn.close(5)
     return out
 
 
+def flush_problems(result: Any, due: set[tuple[str, str]]) -> list[str]:
+    pushed = {(p["date"], p["tool"]) for p in result.get("pushed", [])}
+    problems = []
+    if pushed != due or result.get("failed") or result.get("unconfirmed"):
+        problems.append(
+            f"pushed {len(pushed)} (date, tool), expected {len(due)}; "
+            f"failed {result.get('failed')}, unconfirmed {result.get('unconfirmed')}"
+        )
+    wrong = [p for p in result.get("pushed", []) if p.get("destination") != "outbox"]
+    return problems + [f"not to the outbox: {p}" for p in wrong[:2]]
+
+
 def cli(
     args: list[str], env: dict[str, str], timeout: float, check: Callable[[Any], list[str]]
 ) -> tuple[float | None, list[str]]:
-    """Wall time of `python -m dx_lsp_telemetry ARGS` (None: timed out) and what is wrong."""
+    """Wall time of `python -m dx_lsp_telemetry ARGS` (inf: cut at `timeout`) and what is
+    wrong with its output."""
     started = time.perf_counter()
     try:
         done = subprocess.run(
@@ -392,7 +404,7 @@ def cli(
             cwd=ROOT,
         )
     except subprocess.TimeoutExpired:
-        return None, []
+        return math.inf, []
     wall = time.perf_counter() - started
     if done.returncode != 0:
         return wall, [f"exit {done.returncode}: {done.stderr.decode()[-300:]}"]
@@ -432,7 +444,7 @@ async def one_run(ledger: Ledger, scratch: Path, timeout: float, problems: Probl
 
 
 def median_of(values: Iterable[float | None]) -> float | None:
-    """The median, or None if any run timed out (a slow figure is not hidden by fast ones)."""
+    """The median (inf if most runs were cut), or None if a run never got that far."""
     vals = list(values)
     if not vals or any(v is None for v in vals):
         return None
@@ -440,7 +452,14 @@ def median_of(values: Iterable[float | None]) -> float | None:
 
 
 def show(value: float | None, scale: float, fmt: str, timeout: float) -> str:
-    return f">{timeout:.0f} s" if value is None else format(value * scale, fmt)
+    if value is None:
+        return "-"
+    return f">{timeout:g} s" if math.isinf(value) else format(value * scale, fmt)
+
+
+def secs(value: float | None, timeout: float) -> str:
+    shown = show(value, 1, ".2f", timeout)
+    return shown if value is None or math.isinf(value) else shown + " s"
 
 
 @dataclass
@@ -507,7 +526,8 @@ def print_targets(rows: list[Row], timeout: float) -> None:
     status, where = worst(lambda r: r.status_cli)
     checks.append(("CLI status --json (slowest)", status, 0.3, "s", where))
     for name, value, limit, unit, where in checks:
-        shown = f">{timeout:.0f} s" if value is None else f"{value:.2f} {unit}"
+        measured = value is not None and not math.isinf(value)
+        shown = show(value, 1, ".2f", timeout) + (f" {unit}" if measured else "")
         met = value is not None and value < limit
         verdict = "yes" if met else "NO"
         print(f"  {name:<40} < {limit:g} {unit:<4} {shown:>10}  {verdict:<3}  ({where})")
@@ -547,12 +567,12 @@ async def main_async(args: argparse.Namespace) -> None:
             for i, ledger in enumerate(ledgers):
                 run = await one_run(ledger, Path(tmp), args.timeout, problems)
                 runs[i].append(run)
+                t = args.timeout
                 print(
-                    f"  run {n + 1}/{args.runs} {ledger.label}: cold status "
-                    f"{show(run.cold.first_status, 1, '.2f', args.timeout)} s, warm "
-                    f"{show(run.warm.first_status, 1, '.2f', args.timeout)} s, flushNow "
-                    f"{show(run.warm.flush_now, 1, '.2f', args.timeout)} s, report "
-                    f"{show(run.report, 1, '.2f', args.timeout)} s",
+                    f"  run {n + 1}/{args.runs} {ledger.label}: first status cold "
+                    f"{secs(run.cold.first_status, t)}, warm {secs(run.warm.first_status, t)}, "
+                    f"flushNow {secs(run.warm.flush_now, t)}, report {secs(run.report, t)}, "
+                    f"status {secs(run.status_cli, t)}",
                     file=sys.stderr,
                     flush=True,
                 )
