@@ -191,9 +191,7 @@ def generate(ledger: Ledger, now: datetime, seed: int) -> None:
     today = now.date()
     # today's events end a minute ago: nothing is in the future when the sidecar reads it
     since_midnight = now - _midnight(today)
-    today_span = max(
-        1_000_000, (since_midnight - timedelta(minutes=1)) // timedelta(microseconds=1)
-    )
+    today_span = max(1_000_000, (since_midnight - timedelta(minutes=1)) // MICROSECOND)
     expected: dict[str, dict[str, Totals]] = {}
     per_day, extra = divmod(ledger.events, ledger.days)
     for k in range(ledger.days):

@@ -1,11 +1,13 @@
 """`dxTelemetry/recordUsage` over real stdio: the sidecar next to the floor, in the same run.
 
 Usage: .venv/bin/python benchmarks/record_usage.py [--runs N] [--seconds S] [--rate R]
-       [--sequential N] [--in-flight-total N] [--window W] [--rss 10000,100000]
+       [--sequential N] [--in-flight-total N] [--window W] [--max-seconds S]
+       [--rss 10000,100000]
 
 Goals (issue 8): p99 latency at a steady 200 events/s < 1.5 ms; one request at a time
 >= 2,500 ev/s; 1,000 requests in flight >= 10,000 ev/s; RSS after 100k events flat against
-10k, and < 60 MiB. Takes about 4 minutes at the defaults on 2 cores.
+10k, and < 60 MiB. Takes about 7 minutes at the defaults on 2 cores with today's sidecar, most
+of it recording 100k events at ~350 ev/s for the RSS figures (a fast server: about 2 minutes).
 
 Both servers are black boxes spawned over stdio: ours (`python -m dx_lsp_telemetry`, settings in
 `initializationOptions`, pushes off, a fresh DX_TELEMETRY_HOME per process) and the floor
@@ -17,6 +19,8 @@ see the same load, and the table shows medians over the runs [min-max] and ours/
   the next one), from the write of a request to the arrival of its answer;
 - one at a time: the next request is written as soon as the answer of the last one is parsed;
 - in flight: W requests outstanding, a new one written for each answer;
+  (both: N requests, but none sent after --max-seconds, so a slow server takes no longer;
+  with the server's CPU time per event, all its threads, from its CPU clock)
 - RSS: VmRSS of a fresh server after 10k and after 100k events (1,000 in flight), 1 s after
   the last answer.
 Every request must be answered, without an error, with `recorded: true` and its event_id, and
@@ -470,8 +474,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs of each timed measurement")
     parser.add_argument("--seconds", type=float, default=10.0, help="paced seconds per run")
     parser.add_argument("--rate", type=float, default=200.0, help="paced events per second")
-    parser.add_argument("--sequential", type=int, default=5000, help="requests, one at a time")
-    parser.add_argument("--in-flight-total", type=int, default=20000, help="requests in flight")
+    parser.add_argument("--sequential", type=int, default=10_000, help="requests, one at a time")
+    parser.add_argument("--in-flight-total", type=int, default=50_000, help="requests in flight")
     parser.add_argument("--window", type=int, default=1000, help="requests in flight at once")
     parser.add_argument(
         "--max-seconds",
