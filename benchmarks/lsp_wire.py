@@ -136,9 +136,9 @@ class Connection:
             return
         assert self.transport is not None
         stdin = self.transport.get_pipe_transport(0)
-        if stdin is None or stdin.is_closing():
+        if not isinstance(stdin, asyncio.WriteTransport) or stdin.is_closing():
             raise LspError("the server's stdin is closed")
-        stdin.write(data)  # type: ignore[attr-defined]
+        stdin.write(data)
 
     def expect(self, request_id: int, on_response: OnResponse) -> None:
         self._waiting[request_id] = on_response
