@@ -5,8 +5,9 @@ Usage: .venv/bin/python benchmarks/history.py [--runs N] [--ledgers 30x1000000,.
 
 Goals (issue 8), on the 30-day ledger of 1M events: the first `dxTelemetry/status` of a second
 start < 300 ms and the sidecar's RSS < 60 MiB; `report --days 30 --json` < 0.5 s and
-`status --json` < 0.3 s; flushNow of 7 complete days x ~33k events < 2 s. Takes about 6 minutes
-at the defaults with today's sidecar (plus ~15 s to generate the ledgers, once a day).
+`status --json` < 0.3 s; flushNow of 7 complete days x ~33k events < 2 s. Takes 4 to 7 minutes
+at the defaults with today's sidecar on a busy 2-core machine, most of it on the 30-day 1M
+ledger (plus ~30 s to generate the ledgers, 640 MiB, once a day).
 
 Ledgers (default: 1 day x 10k, 30 days x 100k, 30 days x 1M, 365 days x 1M events; `full`: the
 3x3 grid of 1/30/365 days x 10k/100k/1M) are written directly in the ledger's line format (as
