@@ -32,6 +32,8 @@ pytest: $(STAMP) peers
 bench: $(STAMP) peers
 	$(BIN)/python benchmarks/sidecar_startup.py 10
 	CCUSAGE=$(CCUSAGE) $(BIN)/python benchmarks/claude_ingest.py
+	$(BIN)/python benchmarks/record_usage.py
+	$(BIN)/python benchmarks/history.py
 
 # Regenerate the offline price snapshot of `spend.estimate` from the installed genai-prices
 # (a deliberate act, like updating a lock file; commit the result).
