@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import random
-import threading
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
@@ -37,7 +36,12 @@ from dx_lsp_telemetry.ledger import Appended, LedgerError, LedgerWriter
 from dx_lsp_telemetry.ledger_index import LedgerIndex
 from dx_lsp_telemetry.paths import DataPaths
 from dx_lsp_telemetry.pusher import ConfigurationError, CycleReport, PushBusy, Pusher, PushError
-from dx_lsp_telemetry.recorder import append_events, index_appended, not_recorded
+from dx_lsp_telemetry.recorder import (
+    append_events,
+    index_appended,
+    not_recorded,
+    record_quickly,
+)
 from dx_lsp_telemetry.retention import prune
 from dx_lsp_telemetry.settings import ParsedSettings, Settings, parse_settings
 from dx_lsp_telemetry.status import StatusInputs, build_status
@@ -71,10 +75,12 @@ class Telemetry:
         self._rng = random.Random()
         self._parsed: ParsedSettings = parse_settings(None, env)
         self._io = ThreadPoolExecutor(1, thread_name_prefix="dx-io")
-        #: events validated and waiting for the io thread, with their answers
+        #: events validated and waiting to be written, with their answers (loop thread only)
         self._queue: list[tuple[UsageEvent, asyncio.Future[dict[str, Any]]]] = []
-        self._queue_lock = threading.Lock()
-        self._queue_draining = False
+        #: groups of events being written on the io thread
+        self._io_writes = 0
+        #: the loop thread's own connection to the index, for quick records (never rebuilds)
+        self._quick_index = LedgerIndex(paths.ledger_dir, repair=False)
         self._push_io = ThreadPoolExecutor(1, thread_name_prefix="dx-push")
         self._index = LedgerIndex(paths.ledger_dir)
         self._journal = Journal(paths.journal_file)
@@ -217,52 +223,77 @@ class Telemetry:
 
     def submit_record(self, raw: Any) -> asyncio.Future[dict[str, Any]]:
         """Validate `raw` now (EventError names the field); the future holds the answer once
-        the event's line is written. Events submitted while a write is under way are written
-        together next (group commit), in the order they came."""
+        the event's line is written. Events submitted together (one read of stdin holds many)
+        are written together (group commit), in the order they came."""
         settings = self.settings
-        rules = EventRules(
-            settings.tool, self._clock(), settings.day_boundary, settings.backfill_days
-        )
-        event = validate_event(raw, rules)
-        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        event = validate_event(raw, self._rules())
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[dict[str, Any]] = loop.create_future()
         if not settings.enabled:
             answer.set_result(not_recorded(event, settings.day_boundary))
         elif self._storage_problem:
             answer.set_exception(LedgerError(self._storage_problem))
         else:
-            with self._queue_lock:
-                self._queue.append((event, answer))
-                start = not self._queue_draining
-                self._queue_draining = True
-            if start:
-                self._io.submit(self._write_queued)
+            if not self._queue:
+                loop.call_soon(self._write_queued)  # once this batch of messages is read
+            self._queue.append((event, answer))
         return answer
 
     def _write_queued(self) -> None:
-        """On the io thread: every event queued so far, in one write."""
-        with self._queue_lock:
-            queued, self._queue = self._queue, []
-            self._queue_draining = False
+        """On the loop: the events queued, in one write, where that is quick (nothing to
+        hand to another thread: most of a recordUsage's cost); else on the io thread."""
+        queued, self._queue = self._queue, []
+        events = [event for event, _ in queued]
+        futures = [answer for _, answer in queued]
         settings = self.settings
-        rules = EventRules(
-            settings.tool, self._clock(), settings.day_boundary, settings.backfill_days
-        )
+        window = self._rules().window_files
+        answers: list[dict[str, Any]] | BaseException | None = None
+        if not self._io_writes:  # order: while one is on the io thread, all go there
+            try:
+                answers = record_quickly(
+                    self._writer, self._quick_index, events, settings.day_boundary, window=window
+                )
+            except Exception as exc:
+                answers = exc
+        if answers is None:
+            self._io_writes += 1
+            self._io.submit(self._write_on_io, events, futures)
+        else:
+            self._answer(futures, answers)
+
+    def _write_on_io(
+        self, events: list[UsageEvent], futures: list[asyncio.Future[dict[str, Any]]]
+    ) -> None:
+        """On the io thread, where the index may need long work first (a rebuild)."""
+        settings = self.settings
         appended: list[Appended] = []
         try:
             answers: list[dict[str, Any]] | BaseException
             answers, appended = append_events(
                 self._writer,
                 self._index,
-                [event for event, _ in queued],
+                events,
                 settings.day_boundary,
-                window=rules.window_files,
+                window=self._rules().window_files,
             )
         except Exception as exc:
             answers = exc
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._answer, [a for _, a in queued], answers)
+        self._loop.call_soon_threadsafe(self._answered_on_io, futures, answers)
         if appended:  # after the answers: the index is not what makes an event recorded
             index_appended(self._index, appended)
+
+    def _answered_on_io(
+        self,
+        futures: list[asyncio.Future[dict[str, Any]]],
+        answers: list[dict[str, Any]] | BaseException,
+    ) -> None:
+        self._io_writes -= 1
+        self._answer(futures, answers)
+
+    def _rules(self) -> EventRules:
+        s = self.settings
+        return EventRules(s.tool, self._clock(), s.day_boundary, s.backfill_days)
 
     def _answer(
         self,

@@ -21,7 +21,7 @@ POLL_MAX = 0.02
 
 class LockTimeout(Exception):
     def __init__(self, path: Path, timeout: float) -> None:
-        super().__init__(f"{path} is held by another process for over {timeout:.0f} s")
+        super().__init__(f"{path} is held by another process for over {timeout:g} s")
         self.path = path
 
 
@@ -47,14 +47,17 @@ class AppendLock:
     ) -> None:
         self.release()
 
-    def acquire(self) -> None:
-        if not self._threads.acquire(timeout=self.timeout):
-            raise LockTimeout(self.path, self.timeout)
+    def acquire(self, timeout: float | None = None) -> None:
+        """Wait up to `timeout` (default: the lock's own; 0: not at all) or raise LockTimeout."""
+        wait = self.timeout if timeout is None else timeout
+        taken = self._threads.acquire(timeout=wait) if wait > 0 else self._threads.acquire(False)
+        if not taken:
+            raise LockTimeout(self.path, wait)
         if self._depth:
             self._depth += 1
             return
         try:
-            self._lock_file()
+            self._lock_file(wait)
         except BaseException:
             self._threads.release()
             raise
@@ -66,17 +69,17 @@ class AppendLock:
             _unlock(self._fd)
         self._threads.release()
 
-    def _lock_file(self) -> None:
+    def _lock_file(self, wait: float) -> None:
         if self._fd is not None and not _same_file(self._fd, self.path):
             os.close(self._fd)  # the folder was replaced: lock the file others will open
             self._fd = None
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + wait
         pause = POLL_START
         while not _try_lock(self._fd):
             if time.monotonic() >= deadline:
-                raise LockTimeout(self.path, self.timeout)
+                raise LockTimeout(self.path, wait)
             time.sleep(pause)
             pause = min(pause * 2, POLL_MAX)
 

@@ -12,6 +12,7 @@ import errno
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +31,10 @@ LOCK_TIMEOUT_SECONDS = 10.0
 
 class LedgerError(OSError):
     """The ledger cannot be written (locked, unwritable, disk full)."""
+
+
+class LedgerBusy(LedgerError):
+    """Another writer holds the append lock (for longer than the caller would wait)."""
 
 
 @dataclass(frozen=True)
@@ -86,12 +91,15 @@ class LedgerWriter:
     def __init__(self, ledger_dir: Path) -> None:
         self.ledger_dir = ledger_dir
         self._lock = AppendLock(ledger_dir / ".lock", LOCK_TIMEOUT_SECONDS)
+        #: written since the last sync; appends come from several threads, the sync from one
         self._unsynced: set[str] = set()
+        self._unsynced_lock = threading.Lock()
 
     @contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self, wait: float | None = None) -> Iterator[None]:
         """The append lock, for callers that must read and write atomically (dedupe); taken
-        again by the appends themselves (it is reentrant)."""
+        again by the appends themselves (it is reentrant). `wait`: how long to wait for
+        another holder (default 10 s; 0: not at all)."""
         try:
             self.ledger_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -99,10 +107,13 @@ class LedgerWriter:
                 f"cannot create the ledger folder {self.ledger_dir}: {exc.strerror}"
             ) from exc
         try:
-            with self._lock:
-                yield
+            self._lock.acquire(wait)
         except LockTimeout as exc:
-            raise LedgerError(f"the ledger cannot be written: {exc}") from exc
+            raise LedgerBusy(f"the ledger cannot be written: {exc}") from exc
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     def append_events(self, events: Iterable[UsageEvent]) -> list[Appended]:
         """One write per file for all `events`; what was written where."""
@@ -199,7 +210,8 @@ class LedgerWriter:
             raise LedgerError(f"cannot write {path}: {exc.strerror or exc}") from exc
         finally:
             os.close(fd)
-        self._unsynced.add(path)
+        with self._unsynced_lock:
+            self._unsynced.add(path)
         return start, bool(prefix)
 
     @property
@@ -208,7 +220,8 @@ class LedgerWriter:
 
     def sync(self) -> None:
         """fsync the files written since the last sync (a power cut then loses nothing)."""
-        pending, self._unsynced = self._unsynced, set()
+        with self._unsynced_lock:
+            pending, self._unsynced = self._unsynced, set()
         for path in pending:
             fsync_path(path)
 

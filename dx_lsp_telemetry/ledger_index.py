@@ -48,12 +48,18 @@ _SCHEMA = (
 _TABLES = ("meta", "files", "events", "sums", "markers")
 
 
+class IndexNeedsRepair(LedgerError):
+    """An index that may not repair itself (`repair=False`) found it has to."""
+
+
 class LedgerIndex:
     """The index of `ledger_dir`, in `<data folder>/index/`. One per thread (SQLite's rule);
-    opened at first use, so it belongs to the thread that uses it."""
+    opened at first use, so it belongs to the thread that uses it. With `repair=False` it
+    never rebuilds (which can take seconds): it raises IndexNeedsRepair instead."""
 
-    def __init__(self, ledger_dir: Path) -> None:
+    def __init__(self, ledger_dir: Path, *, repair: bool = True) -> None:
         self.ledger_dir = ledger_dir
+        self._repair = repair
         self.index_dir = ledger_dir.parent / "index"
         self.db_path = self.index_dir / "ledger.sqlite"
         self._lock = FileLock(self.index_dir / "rebuild.lock", mode=0o600)
@@ -85,6 +91,8 @@ class LedgerIndex:
             except IndexStale as exc:
                 problem = exc
                 recover = self._rebuild_if_stale
+            if not self._repair:
+                raise IndexNeedsRepair(str(problem)) from problem
             try:
                 recover(str(problem))
             except sqlite3.DatabaseError as exc:
@@ -127,6 +135,8 @@ class LedgerIndex:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA cache_size=-2048")
             if _schema_version(db) != SCHEMA_VERSION:
+                if not self._repair:
+                    raise IndexNeedsRepair("the index is new, or of another version")
                 with self._rebuild_lock():
                     if _schema_version(db) != SCHEMA_VERSION:
                         self._rebuild(db, "a new index (or one of another version)")
@@ -250,6 +260,21 @@ class LedgerIndex:
         self._reload_files(db)  # another process may have indexed some of it meanwhile
         for day, st in grown:
             self._index_file(db, day, st)
+
+    def unindexed_bytes(self, days: Iterable[date]) -> int:
+        """How many bytes of these days' files the index has not read (no reading, no
+        writing: for deciding whether a refresh is quick)."""
+        wanted = list(days)
+
+        def count(db: sqlite3.Connection) -> int:
+            self._reload_files(db)
+            total = 0
+            for day, st in self._ledger.stat(wanted, self._files):
+                row = self._files.get(day)
+                total += st.st_size - (row.off if row else 0)
+            return total
+
+        return self._run(count)
 
     @contextmanager
     def unwritten(self, days: Iterable[date] | None = None) -> Iterator[None]:

@@ -14,10 +14,13 @@ from typing import Any
 
 from dx_lsp_telemetry.days import DayBoundary, day_of
 from dx_lsp_telemetry.events import UsageEvent
-from dx_lsp_telemetry.ledger import Appended, LedgerError, LedgerWriter
-from dx_lsp_telemetry.ledger_index import LedgerIndex
+from dx_lsp_telemetry.ledger import Appended, LedgerBusy, LedgerError, LedgerWriter
+from dx_lsp_telemetry.ledger_index import IndexNeedsRepair, LedgerIndex
 
 log = logging.getLogger(__name__)
+
+#: new ledger bytes a quick record may index first (what another process appended)
+QUICK_BYTES = 64 << 10
 
 
 def record_events(
@@ -74,6 +77,28 @@ def append_events(
         for event, duplicate in zip(events, duplicates)  # noqa: B905 (same length; 3.9)
     ]
     return answers, appended
+
+
+def record_quickly(
+    writer: LedgerWriter,
+    index: LedgerIndex,
+    events: Sequence[UsageEvent],
+    boundary: DayBoundary,
+    *,
+    window: Iterable[date] = (),
+) -> list[dict[str, Any]] | None:
+    """`record_events`, where it is quick (little for the index to read first, nothing to
+    repair): on the caller's thread, without a hand-off. None (nothing written) otherwise."""
+    files = sorted(set(window) | {e.timestamp.astimezone(timezone.utc).date() for e in events})
+    try:
+        with writer.locked(wait=0):  # another writer at it: no waiting on this thread
+            if index.unindexed_bytes(files) > QUICK_BYTES:
+                return None
+            answers, appended = append_events(writer, index, events, boundary, window=files)
+    except (IndexNeedsRepair, LedgerBusy):
+        return None
+    index_appended(index, appended)
+    return answers
 
 
 def index_appended(index: LedgerIndex, appended: list[Appended]) -> None:

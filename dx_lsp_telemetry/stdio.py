@@ -171,6 +171,8 @@ class Dispatcher:
         self._early_initialize = early_initialize
         self._protocol: JsonRPCProtocol | None = None
         self.fast_paths: dict[str, FastPath] = {}
+        #: called after each chunk of messages read (the recorder writes what they queued)
+        self.after_batch: list[Callable[[], None]] = []
 
     def reply(self, msg_id: Any, message: dict[str, Any]) -> None:
         self.writer.write(frame({"jsonrpc": "2.0", "id": msg_id, **message}))
@@ -261,31 +263,63 @@ def serve(load: Loader, early_initialize: Callable[[], dict[str, Any]]) -> None:
         writer = ReplyWriter(sys.stdout.buffer, loop)
         dispatcher = Dispatcher(writer, load, early_initialize)
         closed = asyncio.Event()
+        frames = Frames()
 
-        def deliver(items: list[bytes | TooLarge | str]) -> None:
-            for item in items:
+        def deliver(data: bytes) -> None:
+            for item in frames.feed(data):
                 try:
                     dispatcher.handle(item)
                 except Exception:
                     log.exception("cannot handle a message")
-
-        def read() -> None:
-            frames, fd = Frames(), 0
-            while True:
+            for done in dispatcher.after_batch:
                 try:
-                    data = os.read(fd, READ_SIZE)
-                except OSError:
-                    data = b""
-                if not data:
-                    loop.call_soon_threadsafe(closed.set)
-                    return
-                items = frames.feed(data)
-                if items:
-                    loop.call_soon_threadsafe(deliver, items)
+                    done()
+                except Exception:
+                    log.exception("cannot finish a batch of messages")
 
-        threading.Thread(target=read, name="dx-stdin", daemon=True).start()
+        _read_stdin(loop, deliver, closed.set)
         await closed.wait()
         writer.flush()
 
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         asyncio.run(main())
+
+
+def _read_stdin(
+    loop: asyncio.AbstractEventLoop, deliver: Callable[[bytes], None], closed: Callable[[], None]
+) -> None:
+    """Read stdin on the event loop where it is a pipe the loop can watch (no thread to wake
+    per message); elsewhere (Windows, a file) on a thread that hands chunks to the loop."""
+    fd = 0
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(fd)
+            closed()
+            return
+        deliver(data)
+
+    try:
+        loop.add_reader(fd, readable)
+        return
+    except (NotImplementedError, OSError, ValueError):
+        pass
+
+    def read() -> None:
+        while True:
+            try:
+                data = os.read(fd, READ_SIZE)
+            except OSError:
+                data = b""
+            if not data:
+                loop.call_soon_threadsafe(closed)
+                return
+            loop.call_soon_threadsafe(deliver, data)
+
+    threading.Thread(target=read, name="dx-stdin", daemon=True).start()
