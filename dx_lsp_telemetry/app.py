@@ -36,6 +36,7 @@ from dx_lsp_telemetry.journal import Journal
 from dx_lsp_telemetry.ledger import Appended, LedgerError, LedgerWriter
 from dx_lsp_telemetry.ledger_index import LedgerIndex
 from dx_lsp_telemetry.paths import DataPaths
+from dx_lsp_telemetry.private import FILE_MODE, create_private_text, private_dir
 from dx_lsp_telemetry.pusher import ConfigurationError, CycleReport, PushBusy, Pusher, PushError
 from dx_lsp_telemetry.recorder import append_events, index_appended, not_recorded
 from dx_lsp_telemetry.retention import prune
@@ -80,7 +81,7 @@ class Telemetry:
         self._journal = Journal(paths.journal_file)
         self._writer = LedgerWriter(paths.ledger_dir)
         self._pusher = Pusher(paths, clock=clock)
-        self._leader_lock = FileLock(paths.leader_lock)
+        self._leader_lock = FileLock(paths.leader_lock, mode=FILE_MODE)
         self.leader = False
         self._storage_problem: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -129,9 +130,10 @@ class Telemetry:
     def _save_settings(self, settings: Settings) -> None:
         """So `dx-lsp-telemetry flush` in a terminal pushes as the editor would."""
         try:
-            self.paths.home.mkdir(parents=True, exist_ok=True)
+            private_dir(self.paths.home)
             tmp = self.paths.config_file.with_name(f".settings.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(settings.to_editor_dict(), indent=2) + "\n", encoding="utf-8")
+            with create_private_text(tmp) as f:
+                f.write(json.dumps(settings.to_editor_dict(), indent=2) + "\n")
             os.replace(tmp, self.paths.config_file)
         except OSError as exc:
             log.warning("cannot save settings for the CLI in %s: %s", self.paths.home, exc.strerror)
@@ -344,7 +346,7 @@ class Telemetry:
 
     def _try_leader(self) -> bool:
         try:
-            self.paths.home.mkdir(parents=True, exist_ok=True)
+            private_dir(self.paths.home)
             self._leader_lock.acquire(timeout=0)
             return True
         except (Timeout, OSError):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dx_lsp_telemetry.days import format_ts, parse_ts
+from dx_lsp_telemetry.private import open_private, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +149,8 @@ class Journal:
         data = (
             json.dumps(entry.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n"
         ).encode()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        private_dir(self.path.parent)
+        fd = open_private(self.path, os.O_RDWR | os.O_APPEND)
         try:
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":

@@ -20,6 +20,7 @@ from typing import Any
 from dx_lsp_telemetry.append_lock import AppendLock, LockTimeout
 from dx_lsp_telemetry.days import format_ts, parse_ts
 from dx_lsp_telemetry.events import UsageEvent, from_ledger
+from dx_lsp_telemetry.private import open_private, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class LedgerWriter:
         """The append lock, for callers that must read and write atomically (dedupe); taken
         again by the appends themselves (it is reentrant)."""
         try:
-            self.ledger_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.ledger_dir, within=self.ledger_dir.parent)
         except OSError as exc:
             raise LedgerError(
                 f"cannot create the ledger folder {self.ledger_dir}: {exc.strerror}"
@@ -164,7 +165,7 @@ class LedgerWriter:
     def _write(self, path: str, encoded: list[bytes]) -> tuple[int, bool]:
         """Append; returns where the payload begins and whether a torn line was sealed."""
         try:
-            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = open_private(path, os.O_RDWR | os.O_APPEND)
         except OSError as exc:
             raise LedgerError(f"cannot open {path}: {exc.strerror}") from exc
         try:
