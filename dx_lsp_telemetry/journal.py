@@ -16,12 +16,24 @@ from typing import Any, Literal
 
 from dx_lsp_telemetry.days import format_ts, parse_ts
 from dx_lsp_telemetry.private import open_private, private_dir
+from dx_lsp_telemetry.settings import normalize_instance_url
 
 log = logging.getLogger(__name__)
 
 State = Literal["sending", "pushed", "outbox", "failed", "unconfirmed", "pending"]
 FailureKind = Literal["rejected", "credentials", "not_found"]
 Key = tuple[str, str, str, str]  # destination, email, date, tool
+
+
+def journal_key(destination: str, email: str, day: str, tool: str) -> Key:
+    """One key per DX instance and person, however the settings spell them: URLs that differ
+    only in scheme or host case, a default port or a trailing slash are one instance, emails
+    that differ only in case one person. Lines keep the spelling they were written with (the
+    record sent keeps the email as configured); only lookups are normalized, so a journal
+    written before this rule reads the same."""
+    if destination.startswith("dx:"):
+        destination = "dx:" + normalize_instance_url(destination[3:])
+    return (destination, email.strip().lower(), day, tool)
 
 
 @dataclass(frozen=True)
@@ -48,7 +60,11 @@ class JournalEntry:
 
     @property
     def key(self) -> Key:
-        return (self.destination, self.email, self.date, self.tool)
+        return journal_key(self.destination, self.email, self.date, self.tool)
+
+    def belongs_to(self, destination: str, email: str) -> bool:
+        """Whether this is a state of that destination and person (in any spelling)."""
+        return self.key[:2] == journal_key(destination, email, "", "")[:2]
 
     @property
     def retry_time(self) -> datetime | None:
@@ -139,7 +155,7 @@ class Journal:
         return True
 
     def get(self, key: Key) -> JournalEntry | None:
-        return self._latest.get(key)
+        return self._latest.get(journal_key(*key))
 
     def entries(self) -> list[JournalEntry]:
         return list(self._latest.values())

@@ -208,9 +208,7 @@ class Pusher:
         times = [
             e.retry_time
             for e in journal.entries()
-            if e.state == "pending"
-            and e.destination == target.destination
-            and e.email == target.email
+            if e.state == "pending" and e.belongs_to(target.destination, target.email)
         ]
         return min((t for t in times if t is not None), default=None)
 
@@ -306,7 +304,7 @@ class Pusher:
         return any(
             e.state == "pending" and (e.retry_time or now) > now
             for e in journal.entries()
-            if e.destination == target.destination and e.email == target.email
+            if e.belongs_to(target.destination, target.email)
         )
 
     def _eligible(self, previous: JournalEntry | None, *, manual: bool, now: datetime) -> bool:
