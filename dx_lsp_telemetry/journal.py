@@ -10,7 +10,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -92,28 +92,62 @@ class JournalEntry:
         return line
 
     @staticmethod
-    def from_json(line: dict[str, Any]) -> JournalEntry:
+    def from_json(line: Any) -> JournalEntry:
+        """A line as `to_json` writes it; anything else (a hand edit, a bad disk) raises
+        ValueError or TypeError naming the field. Nothing is coerced: a line that is not
+        exactly right is not trusted at all."""
+        if not isinstance(line, dict):
+            raise TypeError(f"not a JSON object but {type(line).__name__}")
+        for name in ("destination", "email", "date", "tool", "state", "at"):
+            if not isinstance(line.get(name), str):
+                raise TypeError(f"{name} is missing or not a string")
+        if line["state"] not in _STATES:
+            raise ValueError(f"unknown state {line['state']!r}")
+        date.fromisoformat(line["date"])  # ValueError names it
+        for name in ("error", "kind", "retry_at", "record_hash", "dx_id"):
+            if line.get(name) is not None and not isinstance(line[name], str):
+                raise TypeError(f"{name} is not a string")
+        if line.get("kind") not in (None, "rejected", "credentials", "not_found"):
+            raise ValueError(f"unknown kind {line['kind']!r}")
+        if line.get("retry_at") is not None:
+            parse_ts(line["retry_at"])  # read by the schedule: it must parse
+        attempts = line.get("attempts", 0)
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 0:
+            raise TypeError("attempts is not a count")
+        cover = line.get("cover") or {}
+        if not isinstance(cover, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in cover.values()
+        ):
+            raise TypeError("cover is not an object of byte offsets")
+        if not isinstance(line.get("marked", False), bool):
+            raise TypeError("marked is not true or false")
+        for name in ("totals", "record"):
+            if line.get(name) is not None and not isinstance(line[name], dict):
+                raise TypeError(f"{name} is not an object")
         return JournalEntry(
-            destination=str(line["destination"]),
-            email=str(line["email"]),
-            date=str(line["date"]),
-            tool=str(line["tool"]),
+            destination=line["destination"],
+            email=line["email"],
+            date=line["date"],
+            tool=line["tool"],
             state=line["state"],
-            at=str(line["at"]),
+            at=line["at"],
             error=line.get("error"),
             kind=line.get("kind"),
             retry_at=line.get("retry_at"),
-            attempts=int(line.get("attempts", 0)),
+            attempts=attempts,
             record_hash=line.get("record_hash"),
-            cover={str(k): int(v) for k, v in (line.get("cover") or {}).items()},
+            cover=dict(cover),
             dx_id=line.get("dx_id"),
-            marked=bool(line.get("marked", False)),
+            marked=line.get("marked", False),
             record=line.get("record"),
             totals=line.get("totals"),
         )
 
 
 _STATES = {"sending", "pushed", "outbox", "failed", "unconfirmed", "pending"}
+#: (file, line number, line) of each malformed line already named: every reader (the status's,
+#: each push cycle's, the schedule's) loads the whole file again, but a line is named once
+_warned: set[tuple[str, int, bytes]] = set()
 
 
 class Journal:
@@ -141,14 +175,17 @@ class Journal:
             if not raw.strip():
                 continue
             try:
-                line = json.loads(raw)
-                entry = JournalEntry.from_json(line)
-                if entry.state not in _STATES:
-                    raise ValueError(f"unknown state {entry.state!r}")
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                log.warning(
-                    "%s line %d: skipped a malformed journal line (%s)", self.path.name, number, exc
-                )
+                entry = JournalEntry.from_json(json.loads(raw))
+            except (ValueError, TypeError) as exc:
+                seen_before = (str(self.path), number, raw)
+                if seen_before not in _warned:
+                    _warned.add(seen_before)
+                    log.warning(
+                        "%s line %d: skipped a malformed journal line (%s)",
+                        self.path.name,
+                        number,
+                        exc,
+                    )
                 continue
             latest[entry.key] = entry
         self._latest, self._seen = latest, seen
