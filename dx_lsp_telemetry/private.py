@@ -17,7 +17,7 @@ DIR_MODE = 0o700
 FILE_MODE = 0o600
 
 #: subfolders of the data folder that hold only the product's files
-_OWN_FOLDERS = ("ledger", "outbox", "sources")
+_OWN_FOLDERS = ("ledger", "outbox", "sources", "index")
 
 
 def private_dir(path: Path, *, within: Path | None = None) -> None:
