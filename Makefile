@@ -24,8 +24,25 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) peers
+pytest: $(STAMP) peers test-system-packages
 	CCUSAGE=$(CCUSAGE) $(BIN)/pytest
+
+# Debian packages the Python tests use, installed with apt-get when missing (as extension.mk
+# installs chromium): libfaketime runs real sidecars under a wall clock the test sets
+# (tests/faults/test_clock.py). Where it cannot be installed, that test is skipped and says why.
+TEST_DEBIAN_PACKAGES := faketime
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+.PHONY: test-system-packages
+test-system-packages:
+	@missing=""; for p in $(TEST_DEBIAN_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		( $(SUDO) apt-get update -qq && \
+		  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing ) \
+		|| echo "warning: cannot install$$missing: the tests that need it are skipped"; \
+	fi
 
 # Benchmarks print tables; they are not part of `make test` (numbers, not pass/fail).
 .PHONY: bench

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import random
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
@@ -35,6 +36,7 @@ from dx_lsp_telemetry.journal import Journal
 from dx_lsp_telemetry.ledger import Appended, LedgerError, LedgerWriter
 from dx_lsp_telemetry.ledger_index import LedgerIndex
 from dx_lsp_telemetry.paths import DataPaths
+from dx_lsp_telemetry.private import FILE_MODE, create_private_text, private_dir
 from dx_lsp_telemetry.pusher import ConfigurationError, CycleReport, PushBusy, Pusher, PushError
 from dx_lsp_telemetry.recorder import (
     append_events,
@@ -56,6 +58,13 @@ T = TypeVar("T")
 LEADER_RETRY_SECONDS = 30.0
 STATUS_MIN_INTERVAL = 1.0
 FSYNC_AFTER_SECONDS = 2.0
+#: The loop's timers run on the monotonic clock, which does not count a machine's sleep and
+#: ignores a clock being set, while days end on the wall clock. So no wait lasts longer than
+#: this: a jump of the wall clock is seen within a minute with no request at all (a request
+#: sees it at once).
+CLOCK_CHECK_SECONDS = 60.0
+#: a change of (wall clock - monotonic clock) larger than this is a jump, not a slew
+CLOCK_JUMP_SECONDS = 2.0
 
 
 class Telemetry:
@@ -86,7 +95,7 @@ class Telemetry:
         self._journal = Journal(paths.journal_file)
         self._writer = LedgerWriter(paths.ledger_dir)
         self._pusher = Pusher(paths, clock=clock)
-        self._leader_lock = FileLock(paths.leader_lock)
+        self._leader_lock = FileLock(paths.leader_lock, mode=FILE_MODE)
         self.leader = False
         self._storage_problem: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -102,6 +111,9 @@ class Telemetry:
         self._sources: SourceWatcher | None = None  # the leader reads AI tools' logs
         self._loop: asyncio.AbstractEventLoop | None = None
         self._logged_config_error: str | None = None
+        #: wall clock minus monotonic clock at the last look: its change is a jump
+        self._clock_offset: float | None = None
+        self._day_tick = asyncio.Event()
 
     @property
     def settings(self) -> Settings:
@@ -135,9 +147,10 @@ class Telemetry:
     def _save_settings(self, settings: Settings) -> None:
         """So `dx-lsp-telemetry flush` in a terminal pushes as the editor would."""
         try:
-            self.paths.home.mkdir(parents=True, exist_ok=True)
+            private_dir(self.paths.home)
             tmp = self.paths.config_file.with_name(f".settings.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(settings.to_editor_dict(), indent=2) + "\n", encoding="utf-8")
+            with create_private_text(tmp) as f:
+                f.write(json.dumps(settings.to_editor_dict(), indent=2) + "\n")
             os.replace(tmp, self.paths.config_file)
         except OSError as exc:
             log.warning("cannot save settings for the CLI in %s: %s", self.paths.home, exc.strerror)
@@ -146,6 +159,7 @@ class Telemetry:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._check_clock()
         await self._run_io(self._prepare_storage)
         if self.settings.enabled and self._storage_problem is None:
             self._spawn(self._settle_interrupted())
@@ -226,6 +240,7 @@ class Telemetry:
         the event's line is written. Events submitted together (one read of stdin holds many)
         are written together (group commit), in the order they came."""
         settings = self.settings
+        self._check_clock()
         event = validate_event(raw, self._rules())
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[dict[str, Any]] = loop.create_future()
@@ -312,6 +327,7 @@ class Telemetry:
             self._mark_dirty()
 
     async def status(self) -> dict[str, Any]:
+        self._check_clock()
         return await self._run_io(self._status_sync)
 
     def _status_sync(self) -> dict[str, Any]:
@@ -375,7 +391,7 @@ class Telemetry:
 
     def _try_leader(self) -> bool:
         try:
-            self.paths.home.mkdir(parents=True, exist_ok=True)
+            private_dir(self.paths.home)
             self._leader_lock.acquire(timeout=0)
             return True
         except (Timeout, OSError):
@@ -401,15 +417,21 @@ class Telemetry:
         completion = self._next_completion()
         last_cycle = self._clock() - timedelta(days=1)
         early_stops = 0
+        retry: datetime | None = None
+        fresh = True  # read the retry time from the journal again
         while True:
-            retry = await self._run_io(lambda: self._pusher.next_retry(self.settings, self._token))
-            if retry is not None and retry <= last_cycle:
-                retry = None  # already tried at or after that moment
+            if fresh:
+                retry = await self._run_io(
+                    lambda: self._pusher.next_retry(self.settings, self._token)
+                )
+                if retry is not None and retry <= last_cycle:
+                    retry = None  # already tried at or after that moment
             wake = min((t for t in (cycle_at, completion, retry) if t is not None), default=None)
             if not (self.settings.enabled and self.settings.flush_enabled):
                 wake = None
-            await self._sleep_until(wake)
+            fresh = await self._sleep_until(wake)
             now = self._clock()
+            last_cycle = min(last_cycle, now)  # set back: a retry time is not "tried" yet
             if self._replan.is_set():
                 self._replan.clear()
                 if self._cycle_soon:
@@ -464,20 +486,52 @@ class Telemetry:
     def _random_delay(self) -> timedelta:
         return timedelta(seconds=self._rng.uniform(0, self.settings.flush_delay_seconds))
 
-    async def _sleep_until(self, wake: datetime | None) -> None:
-        timeout = None if wake is None else max(0.0, (wake - self._clock()).total_seconds())
+    async def _sleep_until(self, wake: datetime | None) -> bool:
+        """Until `wake`, a replan, or CLOCK_CHECK_SECONDS at most; False if only the last
+        came (the clock looked at, nothing else to do)."""
+        wait = None if wake is None else max(0.0, (wake - self._clock()).total_seconds())
+        capped = wait is None or wait > CLOCK_CHECK_SECONDS
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._replan.wait(), timeout)
+            await asyncio.wait_for(
+                self._replan.wait(), CLOCK_CHECK_SECONDS if capped or wait is None else wait
+            )
+        self._check_clock()
+        return self._replan.is_set() or not capped
 
     async def _day_loop(self) -> None:
-        """At each new day: a session marker, and the window moves on."""
+        """At each new day (also one the clock jumped to): a session marker, and the window
+        moves on."""
+        day = day_of(self._clock(), self.settings.day_boundary)
         while True:
             now = self._clock()
-            end = day_end(day_of(now, self.settings.day_boundary), self.settings.day_boundary)
-            await asyncio.sleep(max(1.0, (end - now).total_seconds() + 1.0))
+            boundary = self.settings.day_boundary
+            left = (day_end(day_of(now, boundary), boundary) - now).total_seconds() + 1.0
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(
+                    self._day_tick.wait(), min(CLOCK_CHECK_SECONDS, max(1.0, left))
+                )
+            self._day_tick.clear()
+            self._check_clock()
+            today = day_of(self._clock(), self.settings.day_boundary)
+            if today == day:
+                continue
+            day = today
             if self.settings.enabled:
                 await self._run_io(self._write_marker)
             self._mark_dirty()
+
+    def _check_clock(self) -> None:
+        """After a jump of the wall clock (the machine slept, its clock was set): a day may have
+        ended unseen, or a wait may now be far too long. Replan the schedule with a cycle (its
+        random delay counted from now), write today's marker, refresh the status."""
+        offset = self._clock().timestamp() - time.monotonic()
+        last, self._clock_offset = self._clock_offset, offset
+        if last is None or abs(offset - last) < CLOCK_JUMP_SECONDS:
+            return
+        log.info("the clock moved by %+.0f s (a sleep, or the clock was set)", offset - last)
+        self._day_tick.set()
+        self._request_cycle()
+        self._mark_dirty()
 
     def _write_marker(self) -> None:
         """One `session` marker per day and sidecar: the day counts as inactive, not absent."""

@@ -7,7 +7,12 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from dx_lsp_telemetry.settings import SECTION, Settings, instance_url_problem
+from dx_lsp_telemetry.settings import (
+    SECTION,
+    Settings,
+    instance_url_problem,
+    normalize_instance_url,
+)
 
 Destination = Literal["dx", "outbox", "off"]
 TOKEN_ENV = "DX_DATA_CLOUD_TOKEN"
@@ -22,8 +27,11 @@ def destination_of(settings: Settings) -> Destination:
 
 
 def journal_destination(settings: Settings) -> str:
-    """The journal's name for a destination: one DX instance, or the local outbox."""
-    return f"dx:{settings.instance_url}" if settings.instance_url else "outbox"
+    """The journal's name for a destination: one DX instance (however its URL is spelled), or
+    the local outbox."""
+    if not settings.instance_url:
+        return "outbox"
+    return f"dx:{normalize_instance_url(settings.instance_url)}"
 
 
 def blocking_problems(settings: Settings, token: str | None) -> list[str]:

@@ -11,18 +11,31 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 from dx_lsp_telemetry.days import format_ts, parse_ts
 from dx_lsp_telemetry.ledger import write_all
+from dx_lsp_telemetry.private import open_private, private_dir
+from dx_lsp_telemetry.settings import normalize_instance_url
 
 log = logging.getLogger(__name__)
 
 State = Literal["sending", "pushed", "outbox", "failed", "unconfirmed", "pending"]
 FailureKind = Literal["rejected", "credentials", "not_found"]
 Key = tuple[str, str, str, str]  # destination, email, date, tool
+
+
+def journal_key(destination: str, email: str, day: str, tool: str) -> Key:
+    """One key per DX instance and person, however the settings spell them: URLs that differ
+    only in scheme or host case, a default port or a trailing slash are one instance, emails
+    that differ only in case one person. Lines keep the spelling they were written with (the
+    record sent keeps the email as configured); only lookups are normalized, so a journal
+    written before this rule reads the same."""
+    if destination.startswith("dx:"):
+        destination = "dx:" + normalize_instance_url(destination[3:])
+    return (destination, email.strip().lower(), day, tool)
 
 
 @dataclass(frozen=True)
@@ -49,7 +62,11 @@ class JournalEntry:
 
     @property
     def key(self) -> Key:
-        return (self.destination, self.email, self.date, self.tool)
+        return journal_key(self.destination, self.email, self.date, self.tool)
+
+    def belongs_to(self, destination: str, email: str) -> bool:
+        """Whether this is a state of that destination and person (in any spelling)."""
+        return self.key[:2] == journal_key(destination, email, "", "")[:2]
 
     @property
     def retry_time(self) -> datetime | None:
@@ -77,28 +94,62 @@ class JournalEntry:
         return line
 
     @staticmethod
-    def from_json(line: dict[str, Any]) -> JournalEntry:
+    def from_json(line: Any) -> JournalEntry:
+        """A line as `to_json` writes it; anything else (a hand edit, a bad disk) raises
+        ValueError or TypeError naming the field. Nothing is coerced: a line that is not
+        exactly right is not trusted at all."""
+        if not isinstance(line, dict):
+            raise TypeError(f"not a JSON object but {type(line).__name__}")
+        for name in ("destination", "email", "date", "tool", "state", "at"):
+            if not isinstance(line.get(name), str):
+                raise TypeError(f"{name} is missing or not a string")
+        if line["state"] not in _STATES:
+            raise ValueError(f"unknown state {line['state']!r}")
+        date.fromisoformat(line["date"])  # ValueError names it
+        for name in ("error", "kind", "retry_at", "record_hash", "dx_id"):
+            if line.get(name) is not None and not isinstance(line[name], str):
+                raise TypeError(f"{name} is not a string")
+        if line.get("kind") not in (None, "rejected", "credentials", "not_found"):
+            raise ValueError(f"unknown kind {line['kind']!r}")
+        if line.get("retry_at") is not None:
+            parse_ts(line["retry_at"])  # read by the schedule: it must parse
+        attempts = line.get("attempts", 0)
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 0:
+            raise TypeError("attempts is not a count")
+        cover = line.get("cover") or {}
+        if not isinstance(cover, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in cover.values()
+        ):
+            raise TypeError("cover is not an object of byte offsets")
+        if not isinstance(line.get("marked", False), bool):
+            raise TypeError("marked is not true or false")
+        for name in ("totals", "record"):
+            if line.get(name) is not None and not isinstance(line[name], dict):
+                raise TypeError(f"{name} is not an object")
         return JournalEntry(
-            destination=str(line["destination"]),
-            email=str(line["email"]),
-            date=str(line["date"]),
-            tool=str(line["tool"]),
+            destination=line["destination"],
+            email=line["email"],
+            date=line["date"],
+            tool=line["tool"],
             state=line["state"],
-            at=str(line["at"]),
+            at=line["at"],
             error=line.get("error"),
             kind=line.get("kind"),
             retry_at=line.get("retry_at"),
-            attempts=int(line.get("attempts", 0)),
+            attempts=attempts,
             record_hash=line.get("record_hash"),
-            cover={str(k): int(v) for k, v in (line.get("cover") or {}).items()},
+            cover=dict(cover),
             dx_id=line.get("dx_id"),
-            marked=bool(line.get("marked", False)),
+            marked=line.get("marked", False),
             record=line.get("record"),
             totals=line.get("totals"),
         )
 
 
 _STATES = {"sending", "pushed", "outbox", "failed", "unconfirmed", "pending"}
+#: (file, line number, line) of each malformed line already named: every reader (the status's,
+#: each push cycle's, the schedule's) loads the whole file again, but a line is named once
+_warned: set[tuple[str, int, bytes]] = set()
 
 
 class Journal:
@@ -126,21 +177,24 @@ class Journal:
             if not raw.strip():
                 continue
             try:
-                line = json.loads(raw)
-                entry = JournalEntry.from_json(line)
-                if entry.state not in _STATES:
-                    raise ValueError(f"unknown state {entry.state!r}")
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                log.warning(
-                    "%s line %d: skipped a malformed journal line (%s)", self.path.name, number, exc
-                )
+                entry = JournalEntry.from_json(json.loads(raw))
+            except (ValueError, TypeError) as exc:
+                seen_before = (str(self.path), number, raw)
+                if seen_before not in _warned:
+                    _warned.add(seen_before)
+                    log.warning(
+                        "%s line %d: skipped a malformed journal line (%s)",
+                        self.path.name,
+                        number,
+                        exc,
+                    )
                 continue
             latest[entry.key] = entry
         self._latest, self._seen = latest, seen
         return True
 
     def get(self, key: Key) -> JournalEntry | None:
-        return self._latest.get(key)
+        return self._latest.get(journal_key(*key))
 
     def entries(self) -> list[JournalEntry]:
         return list(self._latest.values())
@@ -150,8 +204,8 @@ class Journal:
         data = (
             json.dumps(entry.to_json(), separators=(",", ":"), ensure_ascii=False) + "\n"
         ).encode()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        private_dir(self.path.parent)
+        fd = open_private(self.path, os.O_RDWR | os.O_APPEND)
         size = -1
         try:
             size = os.fstat(fd).st_size

@@ -23,6 +23,7 @@ from typing import Any
 from dx_lsp_telemetry.append_lock import AppendLock, LockTimeout
 from dx_lsp_telemetry.days import format_ts, parse_ts
 from dx_lsp_telemetry.events import UsageEvent, from_ledger
+from dx_lsp_telemetry.private import open_private, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -101,19 +102,26 @@ class LedgerWriter:
         again by the appends themselves (it is reentrant). `wait`: how long to wait for
         another holder (default 10 s; 0: not at all)."""
         try:
-            self.ledger_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise LedgerError(
-                f"cannot create the ledger folder {self.ledger_dir}: {exc.strerror}"
-            ) from exc
-        try:
-            self._lock.acquire(wait)
+            try:
+                self._lock.acquire(wait)
+            except FileNotFoundError:  # a new data folder (or one removed): create it
+                self._create_folder()
+                self._lock.acquire(wait)
         except LockTimeout as exc:
             raise LedgerBusy(f"the ledger cannot be written: {exc}") from exc
+        except OSError as exc:
+            raise LedgerError(f"cannot lock {self._lock.path}: {exc.strerror or exc}") from exc
         try:
             yield
         finally:
             self._lock.release()
+
+    def _create_folder(self) -> None:
+        try:
+            private_dir(self.ledger_dir, within=self.ledger_dir.parent)
+        except (OSError, ValueError) as exc:
+            why = getattr(exc, "strerror", None) or exc
+            raise LedgerError(f"cannot create the ledger folder {self.ledger_dir}: {why}") from exc
 
     def append_events(self, events: Iterable[UsageEvent]) -> list[Appended]:
         """One write per file for all `events`; what was written where."""
@@ -189,7 +197,7 @@ class LedgerWriter:
     def _write(self, path: str, encoded: list[bytes]) -> tuple[int, bool]:
         """Append; returns where the payload begins and whether a torn line was sealed."""
         try:
-            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = open_private(path, os.O_RDWR | os.O_APPEND)
         except OSError as exc:
             raise LedgerError(f"cannot open {path}: {exc.strerror}") from exc
         size = -1

@@ -49,16 +49,24 @@ class RedactToken(logging.Filter):
         return True
 
 
+#: how `recordUsage` answers when the ledger cannot be written (server.py)
+NOT_RECORDED = "not recorded: "
+
+
 class _DropBadParams(logging.Filter):
-    """A refused event is answered with -32602 naming the field; no traceback on stderr."""
+    """A refused event is answered with -32602 naming the field, and an event the ledger cannot
+    take (an unusable data folder) with an error naming the folder, which status and the log
+    already show: no traceback on stderr for each."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if exc is None:
             return True
         # imported here: pygls loads lsprotocol (a third of a second), which the CLI never needs
-        from pygls.exceptions import JsonRpcInvalidParams
+        from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 
+        if isinstance(exc, JsonRpcInternalError) and str(exc).startswith(NOT_RECORDED):
+            return False
         return not isinstance(exc, JsonRpcInvalidParams)
 
 

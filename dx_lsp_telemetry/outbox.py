@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from dx_lsp_telemetry.private import create_private_text, private_dir
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -17,10 +19,10 @@ def outbox_path(outbox_dir: Path, day: str, tool: str) -> Path:
 
 def write_record(outbox_dir: Path, record: dict[str, Any]) -> Path:
     """Atomically: a reader sees the whole record or none of it."""
-    outbox_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(outbox_dir, within=outbox_dir.parent)
     path = outbox_path(outbox_dir, record["date"], record["tool"])
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with create_private_text(tmp) as f:
         json.dump(record, f, indent=2, ensure_ascii=False)
         f.write("\n")
         f.flush()

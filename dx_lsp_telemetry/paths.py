@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from dx_lsp_telemetry.private import private_dir, tighten
+
 APP_NAME = "dx-lsp-telemetry"
 
 
@@ -43,9 +45,16 @@ class DataPaths:
     def ledger_lock(self) -> Path:
         return self.ledger_dir / ".lock"
 
+    @property
+    def sources_dir(self) -> Path:
+        return self.home / "sources"
+
     def ensure(self) -> None:
-        for d in (self.home, self.ledger_dir, self.outbox_dir):
-            d.mkdir(parents=True, exist_ok=True)
+        """The data folder and its subfolders, owner-only; an older version's modes tightened."""
+        private_dir(self.home)
+        for d in (self.ledger_dir, self.outbox_dir):
+            private_dir(d, within=self.home)
+        tighten(self.home)
 
 
 def resolve_home(env: Mapping[str, str] | None = None) -> DataPaths:

@@ -25,6 +25,7 @@ from dx_lsp_telemetry.ledger_index import LedgerIndex
 from dx_lsp_telemetry.outbox import write_record
 from dx_lsp_telemetry.outcomes import Outcome, PushResult
 from dx_lsp_telemetry.paths import DataPaths
+from dx_lsp_telemetry.private import FILE_MODE, private_dir
 from dx_lsp_telemetry.settings import Settings
 from dx_lsp_telemetry.summary import ToolDay, build_record, record_hash
 
@@ -107,7 +108,7 @@ class Pusher:
         self._clock = clock
         self._jitter = jitter
         self._client_factory = client_factory
-        self._lock = FileLock(paths.push_lock)
+        self._lock = FileLock(paths.push_lock, mode=FILE_MODE)
         #: the target DX refused (401/403/404): background pushes wait for a new token or settings
         self.paused_for: str | None = None
         self.pause_reason: str | None = None
@@ -207,9 +208,7 @@ class Pusher:
         times = [
             e.retry_time
             for e in journal.entries()
-            if e.state == "pending"
-            and e.destination == target.destination
-            and e.email == target.email
+            if e.state == "pending" and e.belongs_to(target.destination, target.email)
         ]
         return min((t for t in times if t is not None), default=None)
 
@@ -234,7 +233,7 @@ class Pusher:
 
     @contextmanager
     def _locked(self, *, wait: float) -> Iterator[Journal]:
-        self.paths.home.mkdir(parents=True, exist_ok=True)
+        private_dir(self.paths.home)
         try:
             self._lock.acquire(timeout=wait)
         except Timeout:
@@ -305,7 +304,7 @@ class Pusher:
         return any(
             e.state == "pending" and (e.retry_time or now) > now
             for e in journal.entries()
-            if e.destination == target.destination and e.email == target.email
+            if e.belongs_to(target.destination, target.email)
         )
 
     def _eligible(self, previous: JournalEntry | None, *, manual: bool, now: datetime) -> bool:

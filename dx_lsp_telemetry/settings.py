@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from dx_lsp_telemetry.days import DayBoundary
 
@@ -238,6 +238,28 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def normalize_instance_url(url: str) -> str:
+    """The one spelling of a DX instance: scheme and host in lower case, no default port (443
+    for https, 80 for http), no trailing slash. The path keeps its case. A URL that does not
+    parse comes back as it is (`instance_url_problem` names it)."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = parts.hostname  # lower case already
+    try:
+        port = parts.port
+    except ValueError:
+        return url
+    if not host:
+        return url
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
+    return urlunsplit((scheme, netloc, parts.path.rstrip("/"), parts.query, parts.fragment))
 
 
 def instance_url_problem(url: str) -> str | None:

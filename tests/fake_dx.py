@@ -74,7 +74,9 @@ class _CountingServer(ThreadingHTTPServer):
 
 
 class FakeDx:
-    def __init__(self, token: str = "test-token-d41d8cd98f00") -> None:
+    def __init__(
+        self, token: str = "test-token-d41d8cd98f00", host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.token = token
         self.stored: list[dict[str, Any]] = []
         self.requests: list[Received] = []
@@ -96,14 +98,15 @@ class FakeDx:
 
             do_PUT = do_DELETE = do_PATCH = do_GET
 
-        self.server = _CountingServer(("127.0.0.1", 0), Handler)
+        self.server = _CountingServer((host, port), Handler)
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
 
     def __enter__(self) -> FakeDx:
         self.thread.start()

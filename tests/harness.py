@@ -109,12 +109,13 @@ async def start_sidecar(
     env: dict[str, str] | None = None,
     process_id: int | None = None,
     args: Sequence[str] = (),
+    wrapper: Sequence[str] = (),
 ) -> Sidecar:
-    """A sidecar over real stdio (extra command-line `args`), initialized; killed if that fails."""
+    """A sidecar over real stdio (extra command-line `args`; `wrapper`: a command that execs
+    the rest, e.g. `unshare ...`), initialized; killed if that fails."""
     client = Sidecar()
-    await client.start_io(
-        sys.executable, "-m", "dx_lsp_telemetry", *args, env=env or sidecar_env(home)
-    )
+    command = [*wrapper, sys.executable, "-m", "dx_lsp_telemetry", *args]
+    await client.start_io(command[0], *command[1:], env=env or sidecar_env(home))
     try:
         await asyncio.wait_for(
             client.initialize_session(

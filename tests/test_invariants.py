@@ -327,9 +327,14 @@ async def test_leader_takeover_when_the_leader_exits(home: Path, dx: FakeDx) -> 
 
         await stop_sidecar(first)
         await until(lambda: len(dx.stored) == 2, timeout=45, what="the new leader's push")
-        status = await second.status()
+
+        async def pushed_d2() -> dict[str, Any] | None:
+            # DX stores the record before it answers: `pushed` is written just after
+            status = await second.status()
+            return status if state_of(status, d2) == "pushed" else None
+
+        status = await until_async(pushed_d2, what="the journal to say pushed")
         assert status["leader"] is True
-        assert state_of(status, d2) == "pushed"
     assert dx.stored == [dx_record(d3, input_tokens=3), dx_record(d2, input_tokens=5)]
     assert len(dx.requests) == 2
 

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from dx_lsp_telemetry.private import create_private_text, private_dir
 from dx_lsp_telemetry.sources.base import FileState
 
 log = logging.getLogger(__name__)
@@ -95,9 +96,9 @@ class Checkpoints:
     def save(self) -> None:
         if not self.dirty:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent, within=self.path.parent.parent)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
+        with create_private_text(tmp) as f:
             f.write(self._json())
             f.flush()
             os.fsync(f.fileno())

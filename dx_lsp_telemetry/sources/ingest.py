@@ -24,6 +24,7 @@ from dx_lsp_telemetry.days import format_ts, utc_now
 from dx_lsp_telemetry.events import MAX_FUTURE, MAX_TOKENS, UsageEvent, to_decimal
 from dx_lsp_telemetry.ledger import LedgerWriter
 from dx_lsp_telemetry.paths import DataPaths
+from dx_lsp_telemetry.private import FILE_MODE, private_dir
 from dx_lsp_telemetry.sources import pricing
 from dx_lsp_telemetry.sources.base import FileState, Source, SourceRecord
 from dx_lsp_telemetry.sources.checkpoints import Checkpoints
@@ -201,8 +202,8 @@ class Ingestor:
         self.homes = homes
         self.options = options
         self._clock = clock
-        self.checkpoints = Checkpoints(paths.home / "sources" / f"{source.label}.json")
-        self._lock = FileLock(paths.home / "sources" / f"{source.label}.lock")
+        self.checkpoints = Checkpoints(paths.sources_dir / f"{source.label}.json")
+        self._lock = FileLock(paths.sources_dir / f"{source.label}.lock", mode=FILE_MODE)
         self._writer = LedgerWriter(paths.ledger_dir)
 
     def scan(self, *, workers: int = 1) -> ScanStats:
@@ -220,7 +221,7 @@ class Ingestor:
 
     def _ingest(self, files: Iterable[Path], *, full: bool, workers: int = 1) -> ScanStats:
         stats = ScanStats()
-        self.paths.home.joinpath("sources").mkdir(parents=True, exist_ok=True)
+        private_dir(self.paths.sources_dir, within=self.paths.home)
         try:
             self._lock.acquire(timeout=LOCK_WAIT_SECONDS)
         except Timeout:

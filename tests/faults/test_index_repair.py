@@ -26,7 +26,7 @@ from tests.harness import (
 )
 from tests.ledger_oracle import totals_by_day
 
-SEED = int(os.environ.get("DX_FAULT_SEED", "0")) or random.randrange(1, 10**6)
+SEED = int(os.environ.get("DX_FAULTS_SEED", "0")) or random.randrange(1, 10**6)
 TOOLS = ("acme-ai", "claude-code", "codex")
 DAYS = 6
 #: settings that keep the data as it is: no pruning, no push, a window over every day
