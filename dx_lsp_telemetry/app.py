@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 from filelock import FileLock, Timeout
 
@@ -39,10 +39,10 @@ from dx_lsp_telemetry.paths import DataPaths
 from dx_lsp_telemetry.private import FILE_MODE, create_private_text, private_dir
 from dx_lsp_telemetry.pusher import ConfigurationError, CycleReport, PushBusy, Pusher, PushError
 from dx_lsp_telemetry.recorder import (
+    QuickRecorder,
     append_events,
     index_appended,
     not_recorded,
-    record_quickly,
 )
 from dx_lsp_telemetry.retention import prune
 from dx_lsp_telemetry.settings import ParsedSettings, Settings, parse_settings
@@ -50,12 +50,17 @@ from dx_lsp_telemetry.status import StatusInputs, build_status
 
 if TYPE_CHECKING:
     from dx_lsp_telemetry.sources.watcher import SourceWatcher
-    from dx_lsp_telemetry.watch import DirectoryWatch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: takes a recordUsage's answer, or the error that stopped it
+Done = Callable[[Union[dict[str, Any], BaseException]], None]  # noqa: UP007 (3.9)
 
 LEADER_RETRY_SECONDS = 30.0
+OTHERS_CHECK_SECONDS = 1.0
+#: a quick record's own lines are indexed this long after it, or once they are this many bytes
+QUICK_INDEX_AFTER = 0.05
+QUICK_INDEX_BYTES = 16 << 10
 STATUS_MIN_INTERVAL = 1.0
 FSYNC_AFTER_SECONDS = 2.0
 #: The loop's timers run on the monotonic clock, which does not count a machine's sleep and
@@ -85,7 +90,7 @@ class Telemetry:
         self._parsed: ParsedSettings = parse_settings(None, env)
         self._io = ThreadPoolExecutor(1, thread_name_prefix="dx-io")
         #: events validated and waiting to be written, with their answers (loop thread only)
-        self._queue: list[tuple[UsageEvent, asyncio.Future[dict[str, Any]]]] = []
+        self._queue: list[tuple[UsageEvent, Done]] = []
         #: groups of events being written on the io thread
         self._io_writes = 0
         #: the loop thread's own connection to the index, for quick records (never rebuilds)
@@ -94,6 +99,8 @@ class Telemetry:
         self._index = LedgerIndex(paths.ledger_dir)
         self._journal = Journal(paths.journal_file)
         self._writer = LedgerWriter(paths.ledger_dir)
+        self._quick = QuickRecorder(self._writer, self._quick_index)
+        self._quick_flush: asyncio.TimerHandle | None = None
         self._pusher = Pusher(paths, clock=clock)
         self._leader_lock = FileLock(paths.leader_lock, mode=FILE_MODE)
         self.leader = False
@@ -107,7 +114,6 @@ class Telemetry:
         self._status_dirty = asyncio.Event()
         self._last_status: dict[str, Any] | None = None
         self._fsync_pending = False
-        self._watch: DirectoryWatch | None = None  # watchdog loads after `initialize`
         self._sources: SourceWatcher | None = None  # the leader reads AI tools' logs
         self._loop: asyncio.AbstractEventLoop | None = None
         self._logged_config_error: str | None = None
@@ -166,6 +172,7 @@ class Telemetry:
         self._spawn(self._leader_loop())
         self._spawn(self._day_loop())
         self._spawn(self._notify_loop())
+        self._spawn(self._others_loop())
         self._apply_enabled()
         self._mark_dirty()
 
@@ -192,26 +199,11 @@ class Telemetry:
             log.error("%s", self._storage_problem)
 
     def _apply_enabled(self) -> None:
-        if self.settings.enabled and self._watch is None and self._loop is not None:
-            from dx_lsp_telemetry.watch import DirectoryWatch  # after `initialize` is answered
-
-            loop = self._loop
-            self._watch = DirectoryWatch(
-                [self.paths.home, self.paths.ledger_dir],
-                lambda _path: self._threadsafe_dirty(loop),
-            )
-            for problem in self._watch.start():
-                log.warning("%s; other windows' changes show on the next status request", problem)
+        if self.settings.enabled and self._loop is not None:
             self._spawn(self._run_io(self._write_marker))
-        elif not self.settings.enabled and self._watch is not None:
-            self._watch.stop()
-            self._watch = None
 
     async def stop(self) -> None:
         """Quick and local: no network. A push in flight is left to the next start to judge."""
-        if self._watch is not None:
-            self._watch.stop()
-            self._watch = None
         if self._sources is not None:
             self._sources.stop()
         for task in list(self._tasks):
@@ -233,52 +225,71 @@ class Telemetry:
     # -- requests ----------------------------------------------------------------------
 
     async def record(self, raw: Any) -> dict[str, Any]:
-        return await self.submit_record(raw)
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
 
-    def submit_record(self, raw: Any) -> asyncio.Future[dict[str, Any]]:
-        """Validate `raw` now (EventError names the field); the future holds the answer once
-        the event's line is written. Events submitted together (one read of stdin holds many)
-        are written together (group commit), in the order they came."""
+        def done(outcome: dict[str, Any] | BaseException) -> None:
+            if answer.done():
+                return
+            if isinstance(outcome, BaseException):
+                answer.set_exception(outcome)
+            else:
+                answer.set_result(outcome)
+
+        self.submit_record(raw, done)
+        return await answer
+
+    def submit_record(self, raw: Any, done: Done) -> None:
+        """Validate `raw` now (EventError names the field); `done` gets the answer once the
+        event's line is written (or the error that stopped it). Events submitted together
+        (one read of stdin holds many) are written together, in the order they came."""
         settings = self.settings
         self._check_clock()
         event = validate_event(raw, self._rules())
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[dict[str, Any]] = loop.create_future()
         if not settings.enabled:
-            answer.set_result(not_recorded(event, settings.day_boundary))
+            done(not_recorded(event, settings.day_boundary))
         elif self._storage_problem:
-            answer.set_exception(LedgerError(self._storage_problem))
+            done(LedgerError(self._storage_problem))
         else:
-            if not self._queue:
-                loop.call_soon(self._write_queued)  # once this batch of messages is read
-            self._queue.append((event, answer))
-        return answer
+            if not self._queue:  # at the latest on the loop's next turn
+                asyncio.get_running_loop().call_soon(self.write_queued)
+            self._queue.append((event, done))
 
-    def _write_queued(self) -> None:
+    def write_queued(self) -> None:
         """On the loop: the events queued, in one write, where that is quick (nothing to
-        hand to another thread: most of a recordUsage's cost); else on the io thread."""
+        hand to another thread: most of a recordUsage's cost); else on the io thread. The
+        transport calls this after each read of stdin, so a burst is one write."""
+        if not self._queue:
+            return
         queued, self._queue = self._queue, []
         events = [event for event, _ in queued]
-        futures = [answer for _, answer in queued]
+        dones = [done for _, done in queued]
         settings = self.settings
         window = self._rules().window_files
         answers: list[dict[str, Any]] | BaseException | None = None
         if not self._io_writes:  # order: while one is on the io thread, all go there
             try:
-                answers = record_quickly(
-                    self._writer, self._quick_index, events, settings.day_boundary, window=window
-                )
+                answers = self._quick.record(events, settings.day_boundary, window)
             except Exception as exc:
                 answers = exc
         if answers is None:
+            self._flush_quick()  # the io thread's index reads the ledger, ours or not
             self._io_writes += 1
-            self._io.submit(self._write_on_io, events, futures)
-        else:
-            self._answer(futures, answers)
+            self._io.submit(self._write_on_io, events, dones)
+            return
+        self._answer(dones, answers)
+        if self._quick.pending_bytes > QUICK_INDEX_BYTES:
+            self._flush_quick()
+        elif self._quick.pending_bytes and self._quick_flush is None:
+            assert self._loop is not None
+            self._quick_flush = self._loop.call_later(QUICK_INDEX_AFTER, self._flush_quick)
 
-    def _write_on_io(
-        self, events: list[UsageEvent], futures: list[asyncio.Future[dict[str, Any]]]
-    ) -> None:
+    def _flush_quick(self) -> None:
+        if self._quick_flush is not None:
+            self._quick_flush.cancel()
+            self._quick_flush = None
+        self._quick.flush()
+
+    def _write_on_io(self, events: list[UsageEvent], dones: list[Done]) -> None:
         """On the io thread, where the index may need long work first (a rebuild)."""
         settings = self.settings
         appended: list[Appended] = []
@@ -294,37 +305,29 @@ class Telemetry:
         except Exception as exc:
             answers = exc
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._answered_on_io, futures, answers)
+        self._loop.call_soon_threadsafe(self._answered_on_io, dones, answers)
         if appended:  # after the answers: the index is not what makes an event recorded
             index_appended(self._index, appended)
 
     def _answered_on_io(
-        self,
-        futures: list[asyncio.Future[dict[str, Any]]],
-        answers: list[dict[str, Any]] | BaseException,
+        self, dones: list[Done], answers: list[dict[str, Any]] | BaseException
     ) -> None:
         self._io_writes -= 1
-        self._answer(futures, answers)
+        self._answer(dones, answers)
+
+    def _answer(self, dones: list[Done], answers: list[dict[str, Any]] | BaseException) -> None:
+        for i, done in enumerate(dones):
+            try:
+                done(answers if isinstance(answers, BaseException) else answers[i])
+            except Exception:
+                log.exception("cannot answer a recordUsage")
+        if not isinstance(answers, BaseException):
+            self._schedule_fsync()
+            self._mark_dirty()
 
     def _rules(self) -> EventRules:
         s = self.settings
         return EventRules(s.tool, self._clock(), s.day_boundary, s.backfill_days)
-
-    def _answer(
-        self,
-        futures: list[asyncio.Future[dict[str, Any]]],
-        answers: list[dict[str, Any]] | BaseException,
-    ) -> None:
-        for i, future in enumerate(futures):
-            if future.done():
-                continue  # cancelled by the client
-            if isinstance(answers, BaseException):
-                future.set_exception(answers)
-            else:
-                future.set_result(answers[i])
-        if not isinstance(answers, BaseException):
-            self._schedule_fsync()
-            self._mark_dirty()
 
     async def status(self) -> dict[str, Any]:
         self._check_clock()
@@ -386,7 +389,7 @@ class Telemetry:
         """Only the leader reads AI tools' logs: one reader per machine, whatever the windows."""
         from dx_lsp_telemetry.sources.watcher import SourceWatcher
 
-        self._sources = SourceWatcher(self.paths, self._env)
+        self._sources = SourceWatcher(self.paths, self._env, on_ingested=self._threadsafe_dirty)
         self._sources.apply(self.settings)
 
     def _try_leader(self) -> bool:
@@ -595,8 +598,34 @@ class Telemetry:
         self._cycle_soon = True
         self._replan.set()
 
-    def _threadsafe_dirty(self, loop: asyncio.AbstractEventLoop) -> None:
-        loop.call_soon_threadsafe(self._mark_dirty)
+    async def _others_loop(self) -> None:
+        """Other windows and the CLI share the data folder: what they record or push shows
+        here within a second. A stat and a counter of the index's commits, once a second (a
+        file watch would wake this process for each line it appends itself, 0.3 ms a line)."""
+        seen = self._others_seen()
+        while True:
+            await asyncio.sleep(OTHERS_CHECK_SECONDS)
+            now = self._others_seen()
+            if now != seen:
+                seen = now
+                self._mark_dirty()
+
+    def _others_seen(self) -> tuple[object, ...]:
+        try:
+            st = os.stat(self.paths.journal_file)
+            journal: object = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            journal = None
+        try:
+            commits: object = self._quick_index.commits_by_others()
+        except LedgerError:
+            commits = None
+        return journal, commits
+
+    def _threadsafe_dirty(self) -> None:
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed at exit
+                self._loop.call_soon_threadsafe(self._mark_dirty)
 
     def _mark_dirty(self) -> None:
         self._status_dirty.set()

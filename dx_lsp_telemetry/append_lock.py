@@ -16,6 +16,8 @@ from pathlib import Path
 from types import TracebackType
 
 POLL_START = 0.0005
+#: how often the lock file held open is checked to still be the one in the folder
+RECHECK_SECONDS = 0.5
 POLL_MAX = 0.02
 
 
@@ -34,6 +36,7 @@ class AppendLock:
         self._threads = threading.RLock()
         self._depth = 0
         self._fd: int | None = None
+        self._checked_at = 0.0
 
     def __enter__(self) -> AppendLock:
         self.acquire()
@@ -70,9 +73,12 @@ class AppendLock:
         self._threads.release()
 
     def _lock_file(self, wait: float) -> None:
-        if self._fd is not None and not _same_file(self._fd, self.path):
-            os.close(self._fd)  # the folder was replaced: lock the file others will open
-            self._fd = None
+        now = time.monotonic()
+        if self._fd is not None and now > self._checked_at + RECHECK_SECONDS:
+            self._checked_at = now
+            if not _same_file(self._fd, self.path):
+                os.close(self._fd)  # the folder was replaced: lock the file others will open
+                self._fd = None
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         deadline = time.monotonic() + wait

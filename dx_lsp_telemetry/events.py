@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from dx_lsp_telemetry.days import DayBoundary, day_of, format_ts, parse_ts, utc_dates_overlapping
@@ -129,7 +130,13 @@ class EventRules:
     def window_files(self) -> list[date]:
         """The UTC ledger files of the accepted days: where an earlier version of an event is."""
         today = day_of(self.now, self.day_boundary)
-        return utc_dates_overlapping(self.oldest_day, today, self.day_boundary)
+        return list(_window_files(self.oldest_day, today, self.day_boundary))
+
+
+@lru_cache(maxsize=8)
+def _window_files(first: date, last: date, boundary: DayBoundary) -> tuple[date, ...]:
+    # asked for every recorded event; the answer changes once a day
+    return tuple(utc_dates_overlapping(first, last, boundary))
 
 
 def validate_event(raw: Any, rules: EventRules) -> UsageEvent:

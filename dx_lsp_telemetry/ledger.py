@@ -12,6 +12,7 @@ import errno
 import json
 import logging
 import os
+import sys
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -28,6 +29,9 @@ from dx_lsp_telemetry.private import open_private, private_dir
 log = logging.getLogger(__name__)
 
 LOCK_TIMEOUT_SECONDS = 10.0
+#: ledger files kept open for appending (today's, mostly); none on Windows, where an open
+#: file cannot be deleted or renamed by anyone else
+KEEP_OPEN = 0 if sys.platform == "win32" else 4
 
 
 class LedgerError(OSError):
@@ -92,6 +96,9 @@ class LedgerWriter:
     def __init__(self, ledger_dir: Path) -> None:
         self.ledger_dir = ledger_dir
         self._lock = AppendLock(ledger_dir / ".lock", LOCK_TIMEOUT_SECONDS)
+        #: descriptors kept open (under the append lock), and where our last append ended
+        self._fds: dict[str, int] = {}
+        self._ends: dict[str, int] = {}
         #: written since the last sync; appends come from several threads, the sync from one
         self._unsynced: set[str] = set()
         self._unsynced_lock = threading.Lock()
@@ -197,30 +204,60 @@ class LedgerWriter:
     def _write(self, path: str, encoded: list[bytes]) -> tuple[int, bool]:
         """Append; returns where the payload begins and whether a torn line was sealed."""
         try:
-            fd = open_private(path, os.O_RDWR | os.O_APPEND)
+            fd, size = self._open(path)
         except OSError as exc:
             raise LedgerError(f"cannot open {path}: {exc.strerror}") from exc
-        size = -1
         try:
-            size = os.fstat(fd).st_size
             prefix = b""
-            if size and os.pread(fd, 1, size - 1) != b"\n":
+            if size and self._ends.get(path) != size and os.pread(fd, 1, size - 1) != b"\n":
                 prefix = b"\n"  # seal a line torn by a crash so it cannot absorb this one
             write_all(fd, prefix + b"".join(encoded))
             start = size + len(prefix)
+            self._ends[path] = start + sum(len(line) for line in encoded)
         except OSError as exc:
-            if size >= 0:
-                # A refused append leaves nothing: a torn line would be skipped with a warning
-                # at best, and one cut just before its newline would count, once sealed, an
-                # event the caller was told is not recorded. Safe: appends hold the lock.
-                with contextlib.suppress(OSError):
-                    os.ftruncate(fd, size)
+            # A refused append leaves nothing: a torn line would be skipped with a warning at
+            # best, and one cut just before its newline would count, once sealed, an event
+            # the caller was told is not recorded. Safe: appends hold the lock.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            self._close(path)
             raise LedgerError(f"cannot write {path}: {exc.strerror or exc}") from exc
         finally:
-            os.close(fd)
+            if KEEP_OPEN == 0:
+                self._close(path)
         with self._unsynced_lock:
             self._unsynced.add(path)
         return start, bool(prefix)
+
+    def _open(self, path: str) -> tuple[int, int]:
+        """A descriptor to append to `path` and the file's size. Kept open between appends
+        (an open and a close per event are a third of an append's syscalls), while it is
+        still the file at `path`: one moved away or replaced must not take an event."""
+        fd = self._fds.get(path)
+        if fd is not None:
+            st = os.fstat(fd)
+            try:
+                here = os.stat(path)
+            except FileNotFoundError:
+                here = None
+            if here is not None and (here.st_ino, here.st_dev) == (st.st_ino, st.st_dev):
+                return fd, st.st_size
+            self._close(path)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_APPEND)
+        except FileNotFoundError:
+            fd = open_private(path, os.O_RDWR | os.O_APPEND)
+        while len(self._fds) >= max(KEEP_OPEN, 1):
+            self._close(next(iter(self._fds)))
+        self._fds[path] = fd
+        return fd, os.fstat(fd).st_size
+
+    def _close(self, path: str) -> None:
+        self._ends.pop(path, None)
+        fd = self._fds.pop(path, None)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     @property
     def has_unsynced(self) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ SCHEMA_VERSION = "1"
 SLOT_SECONDS = index_rows.SLOT_SECONDS
 #: how long a writer waits for another process's index transaction (a rebuild can be long)
 BUSY_TIMEOUT_MS = 120_000
+#: how often a connection checks that its database file is still the one in the folder
+RECHECK_SECONDS = 0.5
 #: less free space than this makes a failed write "no space left"
 FULL_BELOW = 16 << 20
 #: versions parsed before they are taken into the index (memory stays flat)
@@ -64,8 +67,10 @@ class LedgerIndex:
         self.db_path = self.index_dir / "ledger.sqlite"
         self._lock = FileLock(self.index_dir / "rebuild.lock", mode=0o600)
         self._db: sqlite3.Connection | None = None
-        #: the inode of the database file the connection has open (a recreated one differs)
+        #: the inode of the database file the connection has open (a recreated one differs),
+        #: and when that was last checked
         self._ino = 0
+        self._checked_at = -RECHECK_SECONDS
         self._ledger = LedgerFiles(ledger_dir)
         #: the files table, as of `_data_version`
         self._files: dict[int, FileRow] = {}
@@ -103,13 +108,19 @@ class LedgerIndex:
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is not None:
+            now = time.monotonic()
+            if now < self._checked_at + RECHECK_SECONDS:
+                return self._db
             try:
                 same = os.stat(self.db_path).st_ino == self._ino
             except OSError:
                 same = False
             if same:
+                self._checked_at = now
                 return self._db
-            self.close()  # another process recreated the file
+            # another process recreated the file; what this one wrote to the old file since
+            # it looked is lost to the index only (it reads the ledger again)
+            self.close()
         self._db = self._open()
         self._data_version = None
         return self._db
@@ -260,6 +271,10 @@ class LedgerIndex:
         self._reload_files(db)  # another process may have indexed some of it meanwhile
         for day, st in grown:
             self._index_file(db, day, st)
+
+    def commits_by_others(self) -> int:
+        """A number that changes whenever another connection (any process) commits."""
+        return int(self._run(lambda db: db.execute("PRAGMA data_version").fetchone()[0]))
 
     def unindexed_bytes(self, days: Iterable[date]) -> int:
         """How many bytes of these days' files the index has not read (no reading, no

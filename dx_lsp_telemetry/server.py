@@ -195,26 +195,21 @@ def record_fast_path(ls: DxLanguageServer) -> stdio.FastPath:
         if not ls.ready.is_set():
             return False
         try:
-            answer = ls.telemetry.submit_record(params)
+            ls.telemetry.submit_record(params, lambda outcome: reply(msg_id, _recorded(outcome)))
         except EventError as exc:
             reply(msg_id, _error(INVALID_PARAMS, str(exc)))
-            return True
-        answer.add_done_callback(lambda done: reply(msg_id, _recorded(done)))
         return True
 
     return record
 
 
-def _recorded(done: asyncio.Future[dict[str, Any]]) -> dict[str, Any]:
-    if done.cancelled():
-        return _error(INTERNAL_ERROR, "not recorded: cancelled")
-    exc = done.exception()
-    if exc is None:
-        return {"result": done.result()}
-    if isinstance(exc, LedgerError):
-        return _error(INTERNAL_ERROR, f"not recorded: {exc}")
-    log.error("recordUsage failed", exc_info=exc)
-    return _error(INTERNAL_ERROR, f"not recorded: {type(exc).__name__}")
+def _recorded(outcome: dict[str, Any] | BaseException) -> dict[str, Any]:
+    if not isinstance(outcome, BaseException):
+        return {"result": outcome}
+    if isinstance(outcome, LedgerError):
+        return _error(INTERNAL_ERROR, f"not recorded: {outcome}")
+    log.error("recordUsage failed", exc_info=outcome)
+    return _error(INTERNAL_ERROR, f"not recorded: {type(outcome).__name__}")
 
 
 def _error(code: int, message: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ def serve(client_process_id: int | None = None) -> int:
         server.parent_pid = client_process_id
         server.protocol.set_writer(dispatcher.writer)
         dispatcher.fast_paths[RECORD_USAGE] = record_fast_path(server)
+        dispatcher.after_batch.append(server.telemetry.write_queued)
         loaded.append(server)
         return server.protocol
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 from typing import Any
 
 from dx_lsp_telemetry.events import TOKEN_FIELDS, UsageEvent, decimal_to_json
@@ -15,6 +15,8 @@ from dx_lsp_telemetry.events import TOKEN_FIELDS, UsageEvent, decimal_to_json
 #: Enough digits that no sum of accepted values is ever rounded: a float's shortest repr has
 #: no digit above 10^308 or below 10^-324, so even 10^60 of them sum exactly in 700 digits.
 _EXACT = 700
+_SUMS = Context(prec=_EXACT)
+_ZERO = Decimal(0)
 
 
 @dataclass
@@ -54,20 +56,21 @@ class Totals:
     ) -> None:
         if not spend and not metrics:
             return
-        with localcontext() as ctx:
-            ctx.prec = _EXACT
-            self.spend_cents += sign * spend
-            for key, value in metrics.items():
-                # in a change still to be applied (a version replaced) a count may be 0 or
-                # below with a value; in a sum, no event carrying the key means no key
-                carried = self.metric_events.get(key, 0) + counts.get(key, 0)
-                total = self.metrics.get(key, Decimal(0)) + sign * value
-                if carried or total:
-                    self.metrics[key] = total
-                    self.metric_events[key] = carried
-                else:
-                    self.metrics.pop(key, None)
-                    self.metric_events.pop(key, None)
+        # a context of its own, not `localcontext()`: this runs for every event indexed
+        add = _SUMS.add if sign > 0 else _SUMS.subtract
+        if spend:
+            self.spend_cents = add(self.spend_cents, spend)
+        for key, value in metrics.items():
+            # in a change still to be applied (a version replaced) a count may be 0 or below
+            # with a value; in a sum, no event carrying the key means no key
+            carried = self.metric_events.get(key, 0) + counts.get(key, 0)
+            total = add(self.metrics.get(key, _ZERO), value)
+            if carried or total:
+                self.metrics[key] = total
+                self.metric_events[key] = carried
+            else:
+                self.metrics.pop(key, None)
+                self.metric_events.pop(key, None)
 
     @property
     def token_total(self) -> int:

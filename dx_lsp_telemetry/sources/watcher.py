@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,8 +37,16 @@ class _Active:
 
 
 class SourceWatcher:
-    def __init__(self, paths: DataPaths, env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        paths: DataPaths,
+        env: Mapping[str, str],
+        *,
+        on_ingested: Callable[[], None] = lambda: None,
+    ) -> None:
         self.paths = paths
+        #: told (from the reading thread) when records reached the ledger
+        self._on_ingested = on_ingested
         self._env = dict(env)
         self._cv = threading.Condition()
         self._active: dict[str, _Active] = {}
@@ -109,7 +117,7 @@ class SourceWatcher:
         from watchdog.events import FileSystemEvent, FileSystemEventHandler
         from watchdog.observers import Observer
 
-        from dx_lsp_telemetry.watch import CHANGES
+        from dx_lsp_telemetry.sources.changes import CHANGES
 
         watcher = self
 
@@ -162,6 +170,7 @@ class SourceWatcher:
                 self._log_once(f"{ingestor.source.label}: {problem}")
             self._retry_later(stats.retry, done=files or [])
             if stats.records:
+                self._on_ingested()
                 log.info(
                     "%s: %d records from %d files",
                     ingestor.source.label,
