@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from hashlib import blake2b
-from typing import Any
+from typing import Any, NamedTuple
 
 from dx_lsp_telemetry.days import parse_ts
 from dx_lsp_telemetry.events import UsageEvent
@@ -33,7 +32,6 @@ CREATE TABLE events(
     id BLOB PRIMARY KEY, total INTEGER NOT NULL, rec INTEGER NOT NULL,
     day INTEGER NOT NULL, off INTEGER NOT NULL, slot INTEGER NOT NULL,
     spread INTEGER NOT NULL) WITHOUT ROWID;
-CREATE INDEX events_at ON events(day, off, slot);
 CREATE TABLE sums(
     slot INTEGER NOT NULL, tool TEXT NOT NULL, model TEXT NOT NULL,
     events INTEGER NOT NULL, input INTEGER NOT NULL, output INTEGER NOT NULL,
@@ -41,14 +39,18 @@ CREATE TABLE sums(
     metrics TEXT NOT NULL, PRIMARY KEY(slot, tool, model)) WITHOUT ROWID;
 CREATE TABLE markers(
     slot INTEGER NOT NULL, day INTEGER NOT NULL, PRIMARY KEY(slot, day)) WITHOUT ROWID;
+CREATE TABLE changes(day INTEGER PRIMARY KEY, n INTEGER NOT NULL);
 """
+#: made once the tables are filled: a rebuild is faster that way
+INDEXES = "CREATE INDEX events_at ON events(day, off, slot);"
+#: the proleptic ordinal of 1970-01-01: a slot's UTC date is this plus its epoch day
+_EPOCH_DAY = 719_163
 
 Deltas = dict[tuple[int, str, str], Totals]
 
 
-@dataclass(frozen=True)
-class Place:
-    """Where a version sits and how it ranks."""
+class Place(NamedTuple):
+    """Where a version sits and how it ranks (tuples: made for every line indexed)."""
 
     total: int
     rec: int
@@ -64,8 +66,7 @@ class Place:
         )
 
 
-@dataclass(frozen=True)
-class Version:
+class Version(NamedTuple):
     """One usage line as the index sees it."""
 
     key: bytes
@@ -167,7 +168,21 @@ def delta(deltas: Deltas, v: Version) -> Totals:
     return found
 
 
+def utc_day_of_slot(slot: int) -> int:
+    return slot * SLOT_SECONDS // 86_400 + _EPOCH_DAY
+
+
+def touch(db: sqlite3.Connection, days: set[int]) -> None:
+    """Count a change of these UTC days' sums or markers (what a reader remembers is keyed by
+    these counts)."""
+    db.executemany(
+        "INSERT INTO changes VALUES (?, 1) ON CONFLICT(day) DO UPDATE SET n = n + 1",
+        [(d,) for d in sorted(days)],
+    )
+
+
 def add_sums(db: sqlite3.Connection, deltas: Deltas) -> None:
+    touch(db, {utc_day_of_slot(slot) for slot, _, _ in deltas})
     for (slot, tool, model), change in deltas.items():
         row = db.execute(
             "SELECT events, input, output, cwrite, cread, spend, metrics FROM sums "

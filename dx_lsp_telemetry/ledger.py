@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from dx_lsp_telemetry.append_lock import AppendLock, LockTimeout
 from dx_lsp_telemetry.days import format_ts, parse_ts
@@ -42,15 +42,13 @@ class LedgerBusy(LedgerError):
     """Another writer holds the append lock (for longer than the caller would wait)."""
 
 
-@dataclass(frozen=True)
-class UsageLine:
+class UsageLine(NamedTuple):
     event: UsageEvent
     #: when the line was written (stamped under the append lock): orders versions of an event
     recorded_at: str
 
 
-@dataclass(frozen=True)
-class SessionLine:
+class SessionLine(NamedTuple):
     timestamp: datetime
 
 
@@ -299,7 +297,7 @@ def _encode(line: dict[str, Any]) -> bytes:
 
 def parse_line(raw: bytes) -> UsageLine | SessionLine:
     """One ledger line; raises ValueError, KeyError, TypeError or AttributeError if it is bad."""
-    line = json.loads(raw)
+    line = json.loads(raw.decode())  # a str: json would first guess the bytes' encoding
     if not isinstance(line, dict):
         raise TypeError("not a JSON object")
     kind = line.get("type")

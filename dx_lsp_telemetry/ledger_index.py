@@ -32,8 +32,11 @@ from dx_lsp_telemetry.summary import ToolDay, Totals
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 SLOT_SECONDS = index_rows.SLOT_SECONDS
+#: SQLite's page cache per connection, and while a rebuild writes every page
+CACHE_KIB = 2048
+REBUILD_CACHE_KIB = 32768
 #: how long a writer waits for another process's index transaction (a rebuild can be long)
 BUSY_TIMEOUT_MS = 120_000
 #: how often a connection checks that its database file is still the one in the folder
@@ -48,7 +51,9 @@ _SCHEMA = (
     + index_files.SCHEMA
     + index_rows.SCHEMA
 )
-_TABLES = ("meta", "files", "events", "sums", "markers")
+_TABLES = ("meta", "files", "events", "sums", "markers", "changes")
+#: days' answers remembered per connection (a status reads the same days every second)
+MEMO_DAYS = 64
 
 
 class IndexNeedsRepair(LedgerError):
@@ -75,6 +80,8 @@ class LedgerIndex:
         #: the files table, as of `_data_version`
         self._files: dict[int, FileRow] = {}
         self._data_version: int | None = None
+        #: days read, by their slots: (their version, the answer); shared, never changed
+        self._memo: dict[tuple[int, int], tuple[object, IndexedDay]] = {}
 
     def close(self) -> None:
         if self._db is not None:
@@ -144,7 +151,7 @@ class LedgerIndex:
             db.execute("PRAGMA journal_mode=WAL")
             # an index can be rebuilt: survive kill -9 (WAL), not necessarily a power cut
             db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA cache_size=-2048")
+            db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             if _schema_version(db) != SCHEMA_VERSION:
                 if not self._repair:
                     raise IndexNeedsRepair("the index is new, or of another version")
@@ -213,12 +220,19 @@ class LedgerIndex:
                 if statement.strip():
                     db.execute(statement)
             db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            # a new index's change counts start again: what readers remember is of the old one
+            db.execute("INSERT INTO meta VALUES ('generation', ?)", (os.urandom(8).hex(),))
+            db.execute(f"PRAGMA cache_size=-{REBUILD_CACHE_KIB}")
             for day, st in self._ledger.stat(None, ()):
                 self._index_file(db, day, st)
+            db.execute(index_rows.INDEXES)
             db.execute("COMMIT")
         except BaseException:
             self._rollback(db)
             raise
+        finally:
+            with suppress(sqlite3.Error):
+                db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         with suppress(sqlite3.DatabaseError):
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
@@ -360,6 +374,7 @@ class LedgerIndex:
             index_rows.apply(db, versions, self._ledger.read_back)
         if markers:
             db.executemany("INSERT OR IGNORE INTO markers VALUES (?,?)", markers)
+            index_rows.touch(db, {index_rows.utc_day_of_slot(slot) for slot, _ in markers})
         return lines
 
     # -- this process's own appends ------------------------------------------------------
@@ -412,30 +427,55 @@ class LedgerIndex:
         `files` (a zone day's UTC files): one snapshot, so a record and its cover agree."""
         wanted = sorted(files)
 
+        days = [d.toordinal() for d in wanted]
+        marks = ",".join("?" * len(days))
+
         def read(db: sqlite3.Connection) -> IndexedDay:
             own = not db.in_transaction  # else inside `unwritten`: its view
             if own:
                 db.execute("BEGIN")
             try:
+                # the day's version: its UTC days' change counts and how far their files were
+                # read; the same version, the same answer (a status asks every second)
+                version = (
+                    tuple(
+                        db.execute(
+                            f"SELECT day, n FROM changes WHERE day IN ({marks})", days
+                        ).fetchall()
+                    ),
+                    tuple(
+                        db.execute(
+                            f"SELECT day, off FROM files WHERE day IN ({marks})", days
+                        ).fetchall()
+                    ),
+                    self._generation(db),
+                )
+                held = self._memo.get((first_slot, end_slot)) if own else None
+                if held is not None and held[0] == version:
+                    return held[1]
                 tools = index_rows.sums_of(db, first_slot, end_slot)
                 markers = db.execute(
                     "SELECT 1 FROM markers WHERE slot >= ? AND slot < ? LIMIT 1",
                     (first_slot, end_slot),
                 ).fetchone()
-                marks = ",".join("?" * len(wanted))
-                offsets = dict(
-                    db.execute(
-                        f"SELECT day, off FROM files WHERE day IN ({marks})",
-                        [d.toordinal() for d in wanted],
-                    ).fetchall()
-                )
             finally:
                 if own:
                     db.execute("COMMIT")
+            offsets = dict(version[1])
             cover = {d: offsets.get(d.toordinal(), 0) for d in wanted}
-            return IndexedDay(tools, markers is not None, cover)
+            answer = IndexedDay(tools, markers is not None, cover)
+            if own:  # never a view that is rolled back
+                if len(self._memo) >= MEMO_DAYS:
+                    self._memo.clear()
+                self._memo[(first_slot, end_slot)] = (version, answer)
+            return answer
 
         return self._run(read)
+
+    @staticmethod
+    def _generation(db: sqlite3.Connection) -> str:
+        row = db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        return str(row[0]) if row else ""
 
     def late(self, first_slot: int, end_slot: int, cover: dict[date, int]) -> dict[str, Totals]:
         """Per tool, the winners in [first_slot, end_slot) at or after `cover` (file date ->
@@ -478,6 +518,7 @@ class LedgerIndex:
             index_rows.add_sums(db, deltas)
             for table in ("events", "markers", "files"):
                 db.execute(f"DELETE FROM {table} WHERE day = ?", (day,))
+            index_rows.touch(db, {day})
             db.execute("COMMIT")
         except BaseException:
             self._rollback(db)
@@ -488,6 +529,8 @@ class LedgerIndex:
 
 @dataclass(frozen=True)
 class IndexedDay:
+    """Remembered and handed out again: read it, never change it."""
+
     tools: dict[str, ToolDay]
     has_markers: bool
     #: how far each of the day's UTC files was indexed when `tools` was read

@@ -5,6 +5,7 @@ loaded right after, and handles that message and every other from then on."""
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import TYPE_CHECKING
 
 from dx_lsp_telemetry import stdio
@@ -17,7 +18,13 @@ if TYPE_CHECKING:
     from dx_lsp_telemetry.server import DxLanguageServer
 
 
+#: how long a thread may hold the GIL while another waits (Python's default is 5 ms): a
+#: status computed on the io thread must not hold back a recordUsage answer that long
+SWITCH_INTERVAL = 0.001
+
+
 def serve(client_process_id: int | None = None) -> int:
+    sys.setswitchinterval(SWITCH_INTERVAL)
     loaded: list[DxLanguageServer] = []
 
     def load(dispatcher: stdio.Dispatcher) -> JsonRPCProtocol:
