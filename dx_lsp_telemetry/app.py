@@ -35,6 +35,7 @@ from dx_lsp_telemetry.events import EventRules, UsageEvent, validate_event
 from dx_lsp_telemetry.journal import Journal
 from dx_lsp_telemetry.ledger import Appended, LedgerError, LedgerWriter
 from dx_lsp_telemetry.ledger_index import LedgerIndex
+from dx_lsp_telemetry.logs import Throttle
 from dx_lsp_telemetry.paths import DataPaths
 from dx_lsp_telemetry.private import FILE_MODE, create_private_text, private_dir
 from dx_lsp_telemetry.pusher import ConfigurationError, CycleReport, PushBusy, Pusher, PushError
@@ -120,6 +121,7 @@ class Telemetry:
         #: wall clock minus monotonic clock at the last look: its change is a jump
         self._clock_offset: float | None = None
         self._day_tick = asyncio.Event()
+        self._settings_throttle = Throttle(first=20)
 
     @property
     def settings(self) -> Settings:
@@ -129,12 +131,10 @@ class Telemetry:
 
     def configure(self, raw: Any) -> None:
         """Apply the editor's `dxTelemetry` section; takes effect at once."""
-        before = self._parsed.settings
+        previous = self._parsed
+        before = previous.settings
         self._parsed = parse_settings(raw, self._env)
-        for problem in self._parsed.problems:
-            log.warning("setting ignored, default used: %s", problem)
-        for key in self._parsed.unknown:
-            log.warning("unknown setting %s ignored", key)
+        self._log_problems(previous)
         after = self._parsed.settings
         self._save_settings(after)
         if self._loop is None:
@@ -149,6 +149,25 @@ class Telemetry:
         if self._sources is not None:
             self._sources.apply(after)
         self._mark_dirty()
+
+    def _log_problems(self, previous: ParsedSettings) -> None:
+        """One line for what is wrong that was not before: the same bad settings sent again
+        log nothing, and a flood of changes stays a few lines (status lists every problem)."""
+        known_problems, known_unknown = set(previous.problems), set(previous.unknown)
+        problems = [p for p in self._parsed.problems if p not in known_problems]
+        unknown = [k for k in self._parsed.unknown if k not in known_unknown]
+        if not (problems or unknown):
+            return
+        n = self._settings_throttle("settings")
+        if n is None:
+            return
+        parts = []
+        if problems:
+            parts.append("setting ignored, default used: " + _first(problems, "; "))
+        if unknown:
+            keys = [k if len(k) <= 80 else k[:77] + "..." for k in unknown]
+            parts.append("unknown setting ignored: " + _first(keys, ", "))
+        log.warning("%s%s", "; ".join(parts), f" ({n} such changes so far)" if n > 3 else "")
 
     def _save_settings(self, settings: Settings) -> None:
         """So `dx-lsp-telemetry flush` in a terminal pushes as the editor would."""
@@ -659,6 +678,11 @@ class Telemetry:
 
     async def _run_push(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._push_io, fn)
+
+
+def _first(items: list[str], sep: str, count: int = 5) -> str:
+    more = f"{sep}and {len(items) - count} more" if len(items) > count else ""
+    return sep.join(items[:count]) + more
 
 
 __all__ = ["ConfigurationError", "PushBusy", "PushError", "Telemetry"]

@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from dx_lsp_telemetry.days import DayBoundary, day_of, format_ts, parse_ts, utc_dates_overlapping
+from dx_lsp_telemetry.shown import is_unicode, show
 
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens")
 MAX_TOKENS = 10**12
@@ -24,6 +25,8 @@ MAX_TOKENS = 10**12
 MAX_AMOUNT = 10**12
 MAX_FUTURE = timedelta(minutes=5)
 MAX_METRICS = 32
+#: how much of a field's name an error quotes (an unknown key may be MBs long)
+MAX_NAME = 100
 _METRIC_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _ALLOWED = {
     "tool",
@@ -43,20 +46,13 @@ class EventError(ValueError):
 
     def __init__(self, field_name: str, value: Any, expected: str) -> None:
         self.field = field_name or '""'
-        super().__init__(f"{self.field}: {expected}, got {show_value(value)}")
+        name = self.field if len(self.field) <= MAX_NAME else self.field[: MAX_NAME - 3] + "..."
+        super().__init__(f"{name}: {expected}, got {show_value(value)}")
 
 
 def show_value(value: Any) -> str:
-    text = f'"{value}"' if isinstance(value, str) else _json_like(value)
-    return text if len(text) <= 100 else text[:97] + "..."
-
-
-def _json_like(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value)
+    """The value as JSON-like text of at most 100 characters, whatever its size or depth."""
+    return show(value, 100)
 
 
 @dataclass  # not frozen, yet never changed: a frozen one costs 3 us more to make (per line indexed)
@@ -156,6 +152,7 @@ def validate_event(raw: Any, rules: EventRules) -> UsageEvent:
             raise EventError("tool", None, "not given, and the dxTelemetry.tool setting is empty")
     elif not isinstance(tool, str) or not 1 <= len(tool.strip()) <= 100:
         raise EventError("tool", tool, "expected a string of 1 to 100 characters")
+    _unicode(tool, "tool")
     tool = tool.strip()
 
     timestamp = _timestamp(raw.get("timestamp"), rules)
@@ -165,6 +162,7 @@ def validate_event(raw: Any, rules: EventRules) -> UsageEvent:
         event_id = str(uuid.uuid4())
     elif not isinstance(event_id, str) or not 1 <= len(event_id) <= 200:
         raise EventError("event_id", event_id, "expected a string of 1 to 200 characters")
+    _unicode(event_id, "event_id")
 
     model = _optional_string(raw, "model", 200)
     source = _optional_string(raw, "source", 100)
@@ -212,6 +210,13 @@ def _optional_string(raw: Mapping[str, Any], name: str, max_len: int) -> str | N
         return None
     if not isinstance(value, str) or not 1 <= len(value) <= max_len:
         raise EventError(name, value, f"expected a string of 1 to {max_len} characters")
+    return _unicode(value, name)
+
+
+def _unicode(value: str, name: str) -> str:
+    """A lone surrogate (`"\\udc80"` in JSON) is no text: the ledger's UTF-8 cannot hold it."""
+    if not is_unicode(value):
+        raise EventError(name, value, "expected Unicode text, not a lone surrogate")
     return value
 
 

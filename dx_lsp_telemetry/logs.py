@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable
 
 PACKAGE_LOGGER = "dx_lsp_telemetry"
@@ -53,21 +54,39 @@ class RedactToken(logging.Filter):
 NOT_RECORDED = "not recorded: "
 
 
-class _DropBadParams(logging.Filter):
-    """A refused event is answered with -32602 naming the field, and an event the ledger cannot
-    take (an unusable data folder) with an error naming the folder, which status and the log
-    already show: no traceback on stderr for each."""
+class Throttle:
+    """Counts occurrences per kind and says which to log: the first `first`, then the 10th,
+    100th, 1000th...: a flood of the same complaint stays a handful of lines."""
+
+    def __init__(self, first: int = 3) -> None:
+        self._first = first
+        self._counts: Counter[str] = Counter()
+
+    def __call__(self, kind: str) -> int | None:
+        """This occurrence's number if it is to be logged, else None."""
+        self._counts[kind] += 1
+        n = self._counts[kind]
+        if n <= self._first or str(n).rstrip("0") == "1":
+            return n
+        return None
+
+
+class _DropAnswered(logging.Filter):
+    """pygls logs a traceback for every error a handler raises, though the caller gets it as
+    its answer: a refused event (-32602), a day that cannot be re-sent (-32803), an event the
+    ledger cannot take (an unusable data folder, which status and the log already show). Only
+    other internal errors, which are bugs, keep theirs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if exc is None:
             return True
         # imported here: pygls loads lsprotocol (a third of a second), which the CLI never needs
-        from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
+        from pygls.exceptions import JsonRpcException, JsonRpcInternalError
 
-        if isinstance(exc, JsonRpcInternalError) and str(exc).startswith(NOT_RECORDED):
-            return False
-        return not isinstance(exc, JsonRpcInvalidParams)
+        if isinstance(exc, JsonRpcInternalError):
+            return not str(exc).startswith(NOT_RECORDED)
+        return not isinstance(exc, JsonRpcException)
 
 
 def setup_logging(token: str | None, level: int = logging.INFO) -> logging.Handler:
@@ -80,8 +99,8 @@ def setup_logging(token: str | None, level: int = logging.INFO) -> logging.Handl
     logging.getLogger(PACKAGE_LOGGER).setLevel(level)
     for noisy in ("pygls", "httpx", "httpcore", "watchdog", "filelock", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    logging.getLogger("pygls").addFilter(_DropBadParams())
-    logging.getLogger("pygls.protocol.json_rpc").addFilter(_DropBadParams())
+    logging.getLogger("pygls").addFilter(_DropAnswered())
+    logging.getLogger("pygls.protocol.json_rpc").addFilter(_DropAnswered())
     logging.captureWarnings(True)
     return handler
 

@@ -16,6 +16,21 @@ RESEND_DAY = "dxTelemetry.resendDay"
 MARK_PUSHED = "dxTelemetry.markPushed"
 COMMANDS = (FLUSH_NOW, RESEND_DAY, MARK_PUSHED)
 
+#: the methods this sidecar serves, True for a request; the transport answers every other
+#: request with -32601 and drops every other notification (no text sync: no documents kept)
+METHODS: dict[str, bool] = {
+    "initialize": True,
+    "initialized": False,
+    "shutdown": True,
+    "exit": False,
+    "workspace/executeCommand": True,
+    "workspace/didChangeConfiguration": False,
+    "$/cancelRequest": False,
+    "$/setTrace": False,
+    RECORD_USAGE: True,
+    STATUS: True,
+}
+
 
 def initialize_result() -> dict[str, Any]:
     """What pygls computes for this server's features (a test holds the two equal)."""

@@ -22,7 +22,7 @@ from dx_lsp_telemetry.app import Telemetry
 from dx_lsp_telemetry.config import TOKEN_ENV
 from dx_lsp_telemetry.events import EventError
 from dx_lsp_telemetry.ledger import LedgerError
-from dx_lsp_telemetry.logs import ForwardToEditor
+from dx_lsp_telemetry.logs import ForwardToEditor, Throttle
 from dx_lsp_telemetry.lsp_names import (
     FLUSH_NOW,
     MARK_PUSHED,
@@ -36,13 +36,17 @@ from dx_lsp_telemetry.parent import hard_exit, wait_for_exit
 from dx_lsp_telemetry.paths import resolve_home
 from dx_lsp_telemetry.pusher import PushError
 from dx_lsp_telemetry.settings import SECTION
+from dx_lsp_telemetry.shown import is_unicode, show
 
 log = logging.getLogger(__name__)
 
 READY_WAIT_SECONDS = 5.0
+#: an editor that does not answer `workspace/configuration` must not hold a handler forever
+PULL_TIMEOUT_SECONDS = 10.0
 #: LSP's RequestFailed: the request was fine, the operation was not possible.
 REQUEST_FAILED = -32803
-INVALID_PARAMS, INTERNAL_ERROR = -32602, -32603
+SERVER_NOT_INITIALIZED = -32002
+INVALID_REQUEST, INVALID_PARAMS, INTERNAL_ERROR = -32600, -32602, -32603
 
 _LOG_TYPES = {
     logging.ERROR: types.MessageType.Error,
@@ -76,6 +80,9 @@ class DxLanguageServer(LanguageServer):
         #: set once `initialized` has applied the settings: requests racing it wait for them
         self.ready = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.initialize_seen = False
+        self.initialized_seen = False
+        self.throttle = Throttle()
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         """Never a pop-up: errors go to the log only.
@@ -86,7 +93,9 @@ class DxLanguageServer(LanguageServer):
         if isinstance(error, JsonRpcInvalidParams):
             return
         if isinstance(error, JsonRpcException) and not isinstance(error, JsonRpcInternalError):
-            log.info("refused: %s", error)  # e.g. re-sending a pushed day: answered to the caller
+            # e.g. re-sending a pushed day: answered to the caller, who may ask a thousand times
+            if (n := self.throttle("refused")) is not None:
+                log.info("refused: %s%s", error, f" ({n} refusals so far)" if n > 3 else "")
             return
         log.error("server error (%s): %s", getattr(source, "__name__", source), error)
 
@@ -116,6 +125,7 @@ def create_server() -> DxLanguageServer:
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: DxLanguageServer, params: types.InitializeParams) -> None:
+        ls.initialize_seen = True  # a second one is refused by `initialize_once`
         ls.parent_pid = params.process_id or ls.parent_pid
         ls.pull_settings_at_start = params.initialization_options is None and bool(
             params.capabilities.workspace and params.capabilities.workspace.configuration
@@ -124,9 +134,16 @@ def create_server() -> DxLanguageServer:
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: DxLanguageServer, params: types.InitializedParams) -> None:
+        if ls.initialized_seen:  # a second set of loops and log forwarders would double all
+            if ls.throttle("initialized") is not None:
+                log.warning("ignored `initialized`: it was already received")
+            return
+        ls.initialized_seen = True
         ls.forward_logs()
         if ls.pull_settings_at_start:  # a client that sends no initializationOptions
-            ls.telemetry.configure(await _pull_settings(ls))
+            pulled = await _pull_settings(ls)
+            if pulled is not PULL_FAILED:
+                ls.telemetry.configure(pulled)
         await ls.telemetry.start()
         ls.ready.set()
         if ls.parent_pid:
@@ -140,12 +157,18 @@ def create_server() -> DxLanguageServer:
         settings = params.settings
         if not (isinstance(settings, dict) and SECTION in settings):
             settings = await _pull_settings(ls)  # the pull model sends a bare nudge
+            if settings is PULL_FAILED:
+                return  # the settings in use stay: a failed read is no change to defaults
         ls.telemetry.configure(settings)
 
     @server.feature(RECORD_USAGE)
     async def record_usage(ls: DxLanguageServer, params: Any) -> dict[str, Any]:
         # only before the settings are applied: then `record_fast_path` takes these
         await _until_ready(ls)
+        if not ls.ready.is_set():  # without `initialized` there is no recorder to take it
+            raise JsonRpcException(
+                "not initialized: send initialize and initialized first", SERVER_NOT_INITIALIZED
+            )
         try:
             return await ls.telemetry.record(params)
         except EventError as exc:
@@ -185,6 +208,48 @@ async def _until_ready(ls: DxLanguageServer) -> None:
         return
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(ls.ready.wait(), READY_WAIT_SECONDS)
+
+
+def setup_transport(ls: DxLanguageServer, dispatcher: stdio.Dispatcher) -> None:
+    """What the transport answers itself: recordUsage once ready, what pygls would misread."""
+    dispatcher.fast_paths[RECORD_USAGE] = record_fast_path(ls)
+    dispatcher.after_batch.append(ls.telemetry.write_queued)
+    dispatcher.fast_paths[types.WORKSPACE_EXECUTE_COMMAND] = command_check(ls)
+    dispatcher.fast_paths[types.INITIALIZE] = initialize_once(ls)
+
+
+def initialize_once(ls: DxLanguageServer) -> stdio.FastPath:
+    """LSP: `initialize` is sent once. Another would configure the sidecar anew, from
+    whatever it holds: refused, and nothing changes."""
+
+    def check(msg_id: Any, params: Any, reply: stdio.Reply) -> bool:
+        if not ls.initialize_seen:
+            return False
+        reply(msg_id, _error(INVALID_REQUEST, "initialize was already received"))
+        return True
+
+    return check
+
+
+def command_check(ls: DxLanguageServer) -> stdio.FastPath:
+    """`workspace/executeCommand` with params pygls would misread (a string of arguments
+    becomes a list of characters) or refuse quoting all of them: refused here, named."""
+
+    def check(msg_id: Any, params: Any, reply: stdio.Reply) -> bool:
+        problem = None
+        if not isinstance(params, dict):
+            problem = f"params: expected an object with command and arguments, got {show(params)}"
+        elif params.get("command") not in ls.protocol.fm.commands:
+            known = ", ".join(sorted(ls.protocol.fm.commands))
+            problem = f"command: expected one of {known}, got {show(params.get('command'))}"
+        elif params.get("arguments") is not None and not isinstance(params["arguments"], list):
+            problem = f"arguments: expected a list, got {show(params['arguments'])}"
+        if problem is None:
+            return False
+        reply(msg_id, _error(INVALID_PARAMS, problem))
+        return True
+
+    return check
 
 
 def record_fast_path(ls: DxLanguageServer) -> stdio.FastPath:
@@ -232,7 +297,7 @@ def _day_and_tool(args: tuple[Any, ...]) -> tuple[date, str]:
     if len(args) == 1 and isinstance(args[0], dict):
         args = (args[0].get("date"), args[0].get("tool"))
     if len(args) != 2:
-        raise JsonRpcInvalidParams(f"expected the arguments date and tool, got {list(args)!r}")
+        raise JsonRpcInvalidParams(f"expected the arguments date and tool, got {show(list(args))}")
     raw_day, tool = args
     try:
         day = (
@@ -241,20 +306,33 @@ def _day_and_tool(args: tuple[Any, ...]) -> tuple[date, str]:
     except ValueError:
         day = None
     if day is None:
-        raise JsonRpcInvalidParams(f"date: expected YYYY-MM-DD, got {raw_day!r}")
-    if not isinstance(tool, str) or not 1 <= len(tool) <= 100:
-        raise JsonRpcInvalidParams(f"tool: expected a string of 1 to 100 characters, got {tool!r}")
+        raise JsonRpcInvalidParams(f"date: expected YYYY-MM-DD, got {show(raw_day)}")
+    if not isinstance(tool, str) or not 1 <= len(tool) <= 100 or not is_unicode(tool):
+        raise JsonRpcInvalidParams(f"tool: expected 1 to 100 characters of text, got {show(tool)}")
     return day, tool
 
 
+#: what `_pull_settings` returns when the editor's answer is missing or no answer
+PULL_FAILED: Any = object()
+
+
 async def _pull_settings(ls: DxLanguageServer) -> Any:
+    """The section from the editor; PULL_FAILED if it sent no usable answer in time."""
     try:
-        values = await ls.workspace_configuration_async(
-            types.ConfigurationParams(items=[types.ConfigurationItem(section=SECTION)])
+        values = await asyncio.wait_for(
+            ls.workspace_configuration_async(
+                types.ConfigurationParams(items=[types.ConfigurationItem(section=SECTION)])
+            ),
+            PULL_TIMEOUT_SECONDS,
         )
     except Exception as exc:
-        log.warning("cannot read the %s settings from the editor: %s", SECTION, exc)
-        return None
+        if ls.throttle("pull") is not None:
+            log.warning("cannot read the %s settings from the editor: %s", SECTION, exc)
+        return PULL_FAILED
+    if not isinstance(values, (list, tuple)):  # LSP: one value per item asked for
+        if ls.throttle("pull") is not None:
+            log.warning("the editor's %s settings came as %s", SECTION, show(values, 60))
+        return PULL_FAILED
     return values[0] if values else None
 
 

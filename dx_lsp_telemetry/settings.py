@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from dx_lsp_telemetry.days import DayBoundary
+from dx_lsp_telemetry.shown import is_unicode, show
 
 SECTION = "dxTelemetry"
 
@@ -146,12 +147,15 @@ class _Reader:
         if not isinstance(value, str) or len(value) > max_len:
             self.bad(dotted, f"a string of at most {max_len} characters", value)
             return default
+        if not is_unicode(value):  # it would reach files and DX as is
+            self.bad(dotted, "Unicode text, not a lone surrogate", value)
+            return default
         return value.strip()
 
 
 def _show(value: Any) -> str:
-    text = repr(value) if not isinstance(value, str) else f'"{value}"'
-    return text if len(text) <= 80 else text[:77] + "..."
+    """At most 80 characters of `value` however large or deep (Python's notation)."""
+    return show(value, 80, python=True)
 
 
 def parse_settings(raw: Any, env: Mapping[str, str] | None = None) -> ParsedSettings:

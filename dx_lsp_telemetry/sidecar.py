@@ -9,7 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from dx_lsp_telemetry import stdio
-from dx_lsp_telemetry.lsp_names import RECORD_USAGE, initialize_result
+from dx_lsp_telemetry.lsp_names import METHODS, initialize_result
 from dx_lsp_telemetry.parent import hard_exit
 
 if TYPE_CHECKING:
@@ -28,18 +28,17 @@ def serve(client_process_id: int | None = None) -> int:
     loaded: list[DxLanguageServer] = []
 
     def load(dispatcher: stdio.Dispatcher) -> JsonRPCProtocol:
-        from dx_lsp_telemetry.server import create_server, record_fast_path
+        from dx_lsp_telemetry.server import create_server, setup_transport
 
         server = create_server()
         server.parent_pid = client_process_id
         server.protocol.set_writer(dispatcher.writer)
-        dispatcher.fast_paths[RECORD_USAGE] = record_fast_path(server)
-        dispatcher.after_batch.append(server.telemetry.write_queued)
+        setup_transport(server, dispatcher)
         loaded.append(server)
         return server.protocol
 
     try:
-        stdio.serve(load, initialize_result)
+        stdio.serve(load, methods=METHODS, early_initialize=initialize_result)
     finally:
         for server in loaded:
             with contextlib.suppress(OSError):

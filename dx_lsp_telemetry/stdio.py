@@ -2,13 +2,20 @@
 
 pygls's own stdio loop hands every header line and body to a thread pool (four thread hops
 a message) and answers nothing it cannot parse. Here one thread reads stdin in large chunks
-and hands whole messages to the event loop in batches; every request gets an answer, even a
-malformed one (JSON-RPC's -32700 and -32600, with id null when it has none); replies written
-during one turn of the loop leave in one write.
+and hands whole messages to the event loop in batches; replies written during one turn of the
+loop leave in one write.
 
-Well-formed messages go to pygls unchanged, except `dxTelemetry/recordUsage` once the
-sidecar is ready: the recorder takes those directly (`fast_paths`), without a task, a
-converter and a reply object each, which is most of their cost at a thousand a second.
+Every message is classified before pygls sees it, since pygls trusts its peer: each request
+(a usable id and a method) gets exactly one answer, a malformed message JSON-RPC's -32700 or
+-32600 (with id null when it has no usable id), a method this sidecar does not serve -32601;
+only the methods it serves reach pygls, each in a clean envelope. What needs no answer and is
+wrong (an unknown notification, a response to nothing) is logged, throttled, and dropped.
+
+Well-formed messages go to pygls unchanged, except where the sidecar registered a fast path:
+`dxTelemetry/recordUsage` once the sidecar is ready goes straight to the recorder, without a
+task, a converter and a reply object each, which is most of their cost at a thousand a second.
+pygls itself (a third of a second to import) is loaded with the first message: `initialize`
+is answered before that, since its answer depends on nothing pygls knows.
 """
 
 from __future__ import annotations
@@ -20,10 +27,14 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from dx_lsp_telemetry.logs import Throttle
+from dx_lsp_telemetry.shown import show
+
 if TYPE_CHECKING:
+    from pygls.exceptions import JsonRpcException
     from pygls.protocol import JsonRPCProtocol
 
 log = logging.getLogger(__name__)
@@ -31,10 +42,21 @@ log = logging.getLogger(__name__)
 #: JSON-RPC 2.0's error codes
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+CANCEL_REQUEST = "$/cancelRequest"
 #: larger messages are skipped unread (an editor's biggest, the settings, is a few KiB)
 MAX_MESSAGE = 8 << 20
+#: a larger Content-Length is not believed: skipping that much would swallow the session
+MAX_SKIP = 64 << 20
 MAX_HEADER = 8 << 10
+#: what is kept of bytes that are not a header, in case a header starts in their last part
+RESYNC_TAIL = 1 << 10
 READ_SIZE = 1 << 16
+#: bodies read but not yet handled; beyond this the reader waits (stdin's pipe then fills up
+#: and the writer waits too), so a client writing faster than the sidecar reads costs no memory
+MAX_QUEUED = 2 * MAX_MESSAGE
 
 #: the id pygls's own answer to an `initialize` answered early goes out under, to be dropped
 EARLY_ID = "dx-lsp-telemetry:initialize"
@@ -50,15 +72,21 @@ class TooLarge:
 
 
 class Frames:
-    """Splits the byte stream into message bodies (or markers of what could not be read)."""
+    """Splits the byte stream into message bodies (or markers of what could not be read).
+
+    A Content-Length that lies (shorter than its body) leaves the rest of the body in front
+    of the next header; the next header is still found (its Content-Length is the last one
+    before the blank line), so one lie costs one message, not the rest of the session.
+    """
 
     def __init__(self) -> None:
         self._buf = bytearray()
         self._skip = 0  # bytes of an oversized body still to drop
+        self._dropping = False  # inside a run of bytes that hold no header end
 
     def feed(self, data: bytes) -> list[bytes | TooLarge | str]:
         """The complete items in `data` and what came before: bodies, TooLarge for a body
-        skipped, a str naming a header that was not understood."""
+        skipped, a str naming what was not understood (a header, bytes before one)."""
         out: list[bytes | TooLarge | str] = []
         buf = self._buf
         buf += data
@@ -72,15 +100,24 @@ class Frames:
             end = buf.find(b"\r\n\r\n")
             if end < 0:
                 if len(buf) > MAX_HEADER:  # not LSP framing: drop it, resynchronise later
-                    out.append(f"{len(buf)} bytes without a header end")
-                    del buf[:-3]
+                    if not self._dropping:
+                        out.append("bytes that hold no header end")
+                        self._dropping = True
+                    del buf[:-RESYNC_TAIL]
                 return out
-            length = _content_length(bytes(buf[:end]))
-            if length is None:
-                out.append(bytes(buf[:end]).decode("ascii", "replace")[:200])
-                del buf[: end + 4]
-                continue
+            noted, self._dropping = self._dropping, False
+            header = bytes(buf[:end])
+            length, junk = _content_length(header)
             start = end + 4
+            if length is None:
+                out.append("a header without a usable Content-Length: " + _ascii(header))
+                del buf[:start]
+                continue
+            if junk:  # dropped now, or each chunk until the body is complete would see it
+                if not noted:  # the end of a run of bytes already noted
+                    out.append(f"{junk} bytes before a header (a Content-Length that lied?)")
+                del buf[:junk]
+                continue
             if length > MAX_MESSAGE:
                 out.append(TooLarge(length))
                 taken = min(length, len(buf) - start)
@@ -93,13 +130,23 @@ class Frames:
             del buf[: start + length]
 
 
-def _content_length(header: bytes) -> int | None:
-    for line in header.split(b"\r\n"):
-        name, sep, value = line.partition(b":")
-        if sep and name.strip().lower() == b"content-length":
-            text = value.strip()
-            return int(text) if text.isdigit() else None
-    return None
+def _content_length(header: bytes) -> tuple[int | None, int]:
+    """The header's Content-Length (None: none, or none to believe), and how many bytes come
+    before the real header: if its line does not start with the name, what precedes the name
+    is the end of an earlier body whose Content-Length was too short."""
+    at = header.lower().rfind(b"content-length:")
+    if at < 0:
+        return None, 0
+    junk = at if at and header[at - 2 : at] != b"\r\n" else 0
+    value = header[at + len(b"content-length:") :].split(b"\r\n", 1)[0].strip()
+    # more digits than any believable length: int() of 5000 digits even raises ValueError
+    if not value.isdigit() or len(value) > 12 or int(value) > MAX_SKIP:
+        return None, junk
+    return int(value), junk
+
+
+def _ascii(data: bytes) -> str:
+    return repr(data[:120].decode("ascii", "replace"))
 
 
 class ReplyWriter:
@@ -156,6 +203,15 @@ def frame(message: dict[str, Any]) -> bytes:
     return b"Content-Length: %d\r\n\r\n" % len(body) + body
 
 
+def _usable_id(msg_id: Any) -> bool:
+    """LSP's ids are integers and strings; JSON-RPC's null, floats, bools are not usable."""
+    return isinstance(msg_id, str) or _is_int(msg_id)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 Loader = Callable[["Dispatcher"], "JsonRPCProtocol"]
 
 
@@ -164,15 +220,29 @@ class Dispatcher:
     the LSP server with the first message that needs it."""
 
     def __init__(
-        self, writer: ReplyWriter, load: Loader, early_initialize: Callable[[], dict[str, Any]]
+        self,
+        writer: ReplyWriter,
+        load: Loader,
+        *,
+        methods: Mapping[str, bool] | None = None,
+        early_initialize: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.writer = writer
         self._load = load
         self._early_initialize = early_initialize
         self._protocol: JsonRPCProtocol | None = None
         self.fast_paths: dict[str, FastPath] = {}
-        #: called after each chunk of messages read (the recorder writes what they queued)
+        #: called after each read of stdin is handled (the recorder writes what it queued)
         self.after_batch: list[Callable[[], None]] = []
+        #: the methods served, each True for a request, False for a notification; None: all
+        self.methods = methods
+        self._throttle = Throttle()
+
+    @property
+    def protocol(self) -> JsonRPCProtocol:
+        if self._protocol is None:
+            self._protocol = self._load(self)
+        return self._protocol
 
     def reply(self, msg_id: Any, message: dict[str, Any]) -> None:
         self.writer.write(frame({"jsonrpc": "2.0", "id": msg_id, **message}))
@@ -180,15 +250,21 @@ class Dispatcher:
     def error(self, msg_id: Any, code: int, text: str) -> None:
         self.reply(msg_id, {"error": {"code": code, "message": text}})
 
+    def warn(self, kind: str, text: str) -> None:
+        """A warning about what the client sent, a few of each kind (it may send thousands)."""
+        n = self._throttle(kind)
+        if n is not None:
+            log.warning("%s%s", text, f" ({n} so far)" if n > 1 else "")
+
     def handle(self, item: bytes | TooLarge | str) -> None:
         if isinstance(item, TooLarge):
             self.error(None, INVALID_REQUEST, f"message of {item.length} bytes is too large")
             return
         if isinstance(item, str):
-            log.warning("skipped a message whose header has no Content-Length: %r", item)
+            self.warn("framing", f"stdin: skipped {item}")
             return
-        try:
-            message = json.loads(item)
+        try:  # LSP's bodies are UTF-8: json.loads(bytes) would also take UTF-16 and a BOM
+            message = json.loads(item.decode("utf-8"))
         except (ValueError, RecursionError) as exc:  # bad UTF-8 is a ValueError too
             self.error(None, PARSE_ERROR, f"not JSON: {str(exc)[:200]}")
             return
@@ -196,77 +272,173 @@ class Dispatcher:
 
     def _dispatch(self, message: Any) -> None:
         if not isinstance(message, dict):
-            self.error(None, INVALID_REQUEST, "expected a JSON-RPC message object")
+            self.error(None, INVALID_REQUEST, "expected one JSON-RPC message object (no batches)")
+            return
+        if "method" not in message:
+            if "result" in message or "error" in message or self._awaited(message.get("id")):
+                self._response(message)  # never answered, whatever it holds
+            else:
+                self.error(None, INVALID_REQUEST, "neither a request, a notification nor a reply")
             return
         has_id = "id" in message
-        msg_id = message.get("id")
-        if has_id and (isinstance(msg_id, bool) or not isinstance(msg_id, (str, int))):
+        msg_id = message["id"] if has_id else None
+        if has_id and not _usable_id(msg_id):
             self.error(
-                None, INVALID_REQUEST, f"id must be a string or an integer: {msg_id!r}"[:300]
+                None, INVALID_REQUEST, f"id must be a string or an integer, got {show(msg_id, 60)}"
             )
             return
-        method = message.get("method")
+        method = message["method"]
         if message.get("jsonrpc") != "2.0":
-            if has_id and method is not None:
-                self.error(msg_id, INVALID_REQUEST, 'expected "jsonrpc": "2.0"')
-            return
-        if method is None:
-            if has_id:  # a reply to one of our requests (workspace/configuration)
-                self._to_pygls(message, None)
+            self.error(msg_id, INVALID_REQUEST, 'expected "jsonrpc": "2.0"')
             return
         if not isinstance(method, str):
-            self.error(msg_id if has_id else None, INVALID_REQUEST, "method must be a string")
+            self.error(msg_id, INVALID_REQUEST, f"method must be a string, got {show(method, 60)}")
             return
-        # params of the wrong shape are the handler's to refuse, naming them (-32602)
-        params = message.get("params")
-        if self._protocol is None:
-            if method == "initialize" and has_id and isinstance(params, dict):
-                # the answer depends on nothing the LSP library knows: it need not wait for it
-                self.reply(msg_id, {"result": self._early_initialize()})
-                self.writer.flush()
-                self.writer.drop_reply(EARLY_ID)
-                message["id"] = msg_id = EARLY_ID
-            self._protocol = self._load(self)
-        if self._protocol._shutdown and method != "exit":
+        if self._protocol is not None and self._protocol._shutdown and method != "exit":
             if has_id:
                 self.error(msg_id, INVALID_REQUEST, "the server is shutting down")
             return
+        is_request = self.methods.get(method) if self.methods is not None else has_id
+        if is_request is None:  # a method this sidecar does not serve
+            if has_id:
+                self.error(msg_id, METHOD_NOT_FOUND, f"no such method: {show(method, 100)}")
+            elif not method.startswith("$/"):  # LSP: `$/` notifications may be ignored
+                self.warn(
+                    "unknown", f"ignored a notification of a method not served: {show(method, 100)}"
+                )
+            return
+        if has_id and not is_request:
+            self.error(msg_id, INVALID_REQUEST, f"{method} is a notification: it takes no id")
+            return
+        if not has_id and is_request:
+            self.warn(method, f"ignored {method} without an id: a request needs one to be answered")
+            return
+        params = message.get("params")
+        if self._protocol is None and method == "initialize" and has_id and self._early_initialize:
+            # the answer depends on nothing the LSP library knows: it need not wait for it
+            self.reply(msg_id, {"result": self._early_initialize()})
+            self.writer.flush()
+            self.writer.drop_reply(EARLY_ID)
+            msg_id = EARLY_ID
+        if method == CANCEL_REQUEST and not self._cancels_a_request(params):
+            return  # a request already answered, or none: routine, nothing to do
         if has_id:
             fast = self.fast_paths.get(method)
             if fast is not None and fast(msg_id, params, self.reply):
                 return
-        # JSON-RPC lets a message omit params; LSP's `initialized` has an empty object
-        message["params"] = {} if method == "initialized" and params is None else params
-        self._to_pygls(message, msg_id if has_id else None)
+        if method == "initialized":
+            params = {}  # LSP's InitializedParams are empty: whatever came means nothing
+        envelope: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "params": params}
+        if has_id:
+            envelope["id"] = msg_id
+        self._to_pygls(envelope, msg_id)
 
-    def _to_pygls(self, message: dict[str, Any], request_id: Any) -> None:
-        from pygls.exceptions import JsonRpcException  # loaded with the server, by now
+    def _cancels_a_request(self, params: Any) -> bool:
+        """True if `params` name a request of the client's still in flight."""
+        target = params.get("id") if isinstance(params, dict) else None
+        protocol = self._protocol
+        return (
+            protocol is not None
+            and _usable_id(target)
+            and target in protocol._request_futures
+            and target not in protocol._result_types  # not one of the sidecar's own requests
+        )
 
-        if self._protocol is None:
-            self._protocol = self._load(self)
-        try:
-            structured = self._protocol.structure_message(message)
-        except JsonRpcException as exc:
-            if request_id is not None:
-                self.error(request_id, exc.code, exc.message or "invalid params")
-            else:
-                log.warning("ignored a %s notification: invalid params", message.get("method"))
+    def _awaited(self, msg_id: Any) -> bool:
+        """True if `msg_id` is that of a request the sidecar sent and awaits the reply to."""
+        return (
+            self._protocol is not None
+            and _usable_id(msg_id)
+            and msg_id in self._protocol._result_types
+        )
+
+    def _response(self, message: dict[str, Any]) -> None:
+        """A reply to one of the sidecar's requests (`workspace/configuration`). A malformed
+        one still settles the request, as an error: whoever awaits it must not wait forever."""
+        msg_id = message.get("id")
+        if not self._awaited(msg_id):
+            self.warn("reply", f"ignored a reply to no request of the sidecar: {show(msg_id, 60)}")
             return
-        self._protocol.handle_message(structured)
+        error = message.get("error")
+        if message.get("jsonrpc") == "2.0" and ("result" in message) != ("error" in message):
+            if "result" in message:
+                envelope = {"jsonrpc": "2.0", "id": msg_id, "result": message["result"]}
+                if self._to_pygls(envelope, None, quiet=True):
+                    return
+            elif (
+                isinstance(error, dict)
+                and _is_int(error.get("code"))
+                and isinstance(error.get("message"), str)
+            ):
+                fields = {k: error[k] for k in ("code", "message", "data") if k in error}
+                envelope = {"jsonrpc": "2.0", "id": msg_id, "error": fields}
+                if self._to_pygls(envelope, None, quiet=True):
+                    return
+        self.warn("bad reply", f"a malformed reply to the sidecar's request {show(msg_id, 60)}")
+        malformed = {"code": INTERNAL_ERROR, "message": "the client's reply was malformed"}
+        self._to_pygls({"jsonrpc": "2.0", "id": msg_id, "error": malformed}, None)
+
+    def _to_pygls(self, message: dict[str, Any], request_id: Any, *, quiet: bool = False) -> bool:
+        protocol = self.protocol  # loaded by now, with pygls's exceptions
+        from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+
+        try:
+            structured = protocol.structure_message(message)
+        except JsonRpcException as exc:
+            if quiet:
+                return False
+            method = message.get("method")
+            if request_id is not None:
+                code = INVALID_PARAMS if isinstance(exc, JsonRpcInvalidParams) else exc.code
+                self.error(request_id, code, f"invalid params for {method}: {_why(exc)}")
+            else:
+                self.warn(str(method), f"ignored a {method} notification: {_why(exc)}")
+            return False
+        protocol.handle_message(structured)
+        return True
 
 
-def serve(load: Loader, early_initialize: Callable[[], dict[str, Any]]) -> None:
+def _why(exc: JsonRpcException) -> str:
+    """What cattrs found wrong, in its words (`... @ $.params.position.line`), bounded."""
+    import cattrs  # pygls's own dependency; only needed once something is wrong
+
+    cause = exc.__cause__
+    if isinstance(cause, cattrs.ClassValidationError):
+        reasons = cattrs.transform_error(cause)
+        return show("; ".join(reasons[:3]), 300)[1:-1]
+    return show(exc.message or "invalid params", 300)[1:-1]
+
+
+class _AnsweredByDispatcher(logging.Filter):
+    """pygls logs a traceback for each message its converter refuses; the dispatcher answers
+    those itself (-32602) or logs one throttled line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Unable to deserialize message")
+
+
+def serve(
+    load: Loader, *, methods: Mapping[str, bool], early_initialize: Callable[[], dict[str, Any]]
+) -> None:
     """Run until stdin closes (or `exit`); `load` makes the LSP server when it is needed."""
+    logging.getLogger("pygls.protocol.json_rpc").addFilter(_AnsweredByDispatcher())
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         writer = ReplyWriter(sys.stdout.buffer, loop)
-        dispatcher = Dispatcher(writer, load, early_initialize)
+        dispatcher = Dispatcher(writer, load, methods=methods, early_initialize=early_initialize)
         closed = asyncio.Event()
         frames = Frames()
 
         def deliver(data: bytes) -> None:
-            for item in frames.feed(data):
+            nonlocal frames
+            try:
+                items = frames.feed(data)
+            except Exception:  # a bug here must not stop all reading: start afresh
+                log.exception("cannot split stdin into messages; resynchronising")
+                frames = Frames()
+                return
+            for item in items:
                 try:
                     dispatcher.handle(item)
                 except Exception:
@@ -289,7 +461,9 @@ def _read_stdin(
     loop: asyncio.AbstractEventLoop, deliver: Callable[[bytes], None], closed: Callable[[], None]
 ) -> None:
     """Read stdin on the event loop where it is a pipe the loop can watch (no thread to wake
-    per message); elsewhere (Windows, a file) on a thread that hands chunks to the loop."""
+    per message; a client writing faster than this reads waits on the full pipe, costing no
+    memory); elsewhere (Windows, a file) on a thread that hands chunks to the loop and waits
+    while MAX_QUEUED bytes are not yet handled."""
     fd = 0
 
     def readable() -> None:
@@ -310,8 +484,20 @@ def _read_stdin(
         return
     except (NotImplementedError, OSError, ValueError):
         pass
+    room = threading.Condition()
+    queued = 0  # bytes handed to the loop and not yet handled
+
+    def handled(data: bytes) -> None:
+        nonlocal queued
+        try:
+            deliver(data)
+        finally:
+            with room:
+                queued -= len(data)
+                room.notify()
 
     def read() -> None:
+        nonlocal queued
         while True:
             try:
                 data = os.read(fd, READ_SIZE)
@@ -320,6 +506,13 @@ def _read_stdin(
             if not data:
                 loop.call_soon_threadsafe(closed)
                 return
-            loop.call_soon_threadsafe(deliver, data)
+            with room:
+                while queued > MAX_QUEUED:
+                    room.wait(1.0)
+                queued += len(data)
+            try:
+                loop.call_soon_threadsafe(handled, data)
+            except RuntimeError:  # the loop has ended (`exit`)
+                return
 
     threading.Thread(target=read, name="dx-stdin", daemon=True).start()
