@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
@@ -18,11 +16,9 @@ from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, JsonRPCRe
 from pygls.protocol import default_converter as pygls_default_converter
 
 from dx_lsp_telemetry import __version__, stdio
-from dx_lsp_telemetry.app import Telemetry
-from dx_lsp_telemetry.config import TOKEN_ENV
 from dx_lsp_telemetry.events import EventError
 from dx_lsp_telemetry.ledger import LedgerError
-from dx_lsp_telemetry.logs import ForwardToEditor, Throttle
+from dx_lsp_telemetry.logs import Throttle
 from dx_lsp_telemetry.lsp_names import (
     FLUSH_NOW,
     MARK_PUSHED,
@@ -30,11 +26,9 @@ from dx_lsp_telemetry.lsp_names import (
     RESEND_DAY,
     SERVER_NAME,
     STATUS,
-    STATUS_CHANGED,
 )
-from dx_lsp_telemetry.parent import hard_exit, wait_for_exit
-from dx_lsp_telemetry.paths import resolve_home
 from dx_lsp_telemetry.pusher import PushError
+from dx_lsp_telemetry.session import PULL_FAILED, Session, error
 from dx_lsp_telemetry.settings import SECTION
 from dx_lsp_telemetry.shown import is_unicode, show
 
@@ -64,24 +58,19 @@ def raw_json_converter() -> Converter:
 
 
 class DxLanguageServer(LanguageServer):
-    def __init__(self) -> None:
+    """pygls's server for what the session leaves to it (commands, settings changes,
+    shutdown, and anything that comes before the sidecar is ready)."""
+
+    def __init__(self, session: Session) -> None:
         super().__init__(
             SERVER_NAME,
             __version__,
             text_document_sync_kind=types.TextDocumentSyncKind.None_,
             converter_factory=raw_json_converter,
-            max_workers=2,  # pygls reads stdin on this pool; keep room beside it
+            max_workers=1,  # never used: the transport reads stdin, handlers are async
         )
-        env = dict(os.environ)
-        self.telemetry = Telemetry(resolve_home(env), env, on_status=self._send_status)
-        self.parent_pid: int | None = None
-        self.parent_watch: asyncio.Future[None] | None = None
-        self.pull_settings_at_start = False
-        #: set once `initialized` has applied the settings: requests racing it wait for them
-        self.ready = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.initialize_seen = False
-        self.initialized_seen = False
+        self.session = session
+        self.telemetry = session.telemetry
         self.throttle = Throttle()
 
     def report_server_error(self, error: Exception, source: Any) -> None:
@@ -99,56 +88,14 @@ class DxLanguageServer(LanguageServer):
             return
         log.error("server error (%s): %s", getattr(source, "__name__", source), error)
 
-    def _send_status(self, status: dict[str, Any]) -> None:
-        self.protocol.notify(STATUS_CHANGED, status)
 
-    def forward_logs(self) -> None:
-        """From now on this package's log records also reach the editor's output channel."""
-        loop = asyncio.get_running_loop()
-        self._loop = loop
-
-        def send(level: int, text: str) -> None:
-            message_type = _LOG_TYPES.get(level, types.MessageType.Log)
-            self.window_log_message(types.LogMessageParams(type=message_type, message=text))
-
-        def schedule(fn: Any) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop closed while a thread logged
-                loop.call_soon_threadsafe(fn)
-
-        logging.getLogger("dx_lsp_telemetry").addHandler(
-            ForwardToEditor(send, schedule, os.environ.get(TOKEN_ENV))
-        )
-
-
-def create_server() -> DxLanguageServer:
-    server = DxLanguageServer()
-
-    @server.feature(types.INITIALIZE)
-    def initialize(ls: DxLanguageServer, params: types.InitializeParams) -> None:
-        ls.initialize_seen = True  # a second one is refused by `initialize_once`
-        ls.parent_pid = params.process_id or ls.parent_pid
-        ls.pull_settings_at_start = params.initialization_options is None and bool(
-            params.capabilities.workspace and params.capabilities.workspace.configuration
-        )
-        ls.telemetry.configure(params.initialization_options)
+def create_server(session: Session) -> DxLanguageServer:
+    server = DxLanguageServer(session)
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: DxLanguageServer, params: types.InitializedParams) -> None:
-        if ls.initialized_seen:  # a second set of loops and log forwarders would double all
-            if ls.throttle("initialized") is not None:
-                log.warning("ignored `initialized`: it was already received")
-            return
-        ls.initialized_seen = True
-        ls.forward_logs()
-        if ls.pull_settings_at_start:  # a client that sends no initializationOptions
-            pulled = await _pull_settings(ls)
-            if pulled is not PULL_FAILED:
-                ls.telemetry.configure(pulled)
-        await ls.telemetry.start()
-        ls.ready.set()
-        if ls.parent_pid:
-            ls.parent_watch = asyncio.ensure_future(_exit_with_parent(ls, ls.parent_pid))
-        log.info("dx-lsp-telemetry %s ready; data in %s", __version__, ls.telemetry.paths.home)
+        # only when the session cannot take it: the settings must be asked of the editor
+        await ls.session.initialized(lambda: _pull_settings(ls))
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(
@@ -163,9 +110,9 @@ def create_server() -> DxLanguageServer:
 
     @server.feature(RECORD_USAGE)
     async def record_usage(ls: DxLanguageServer, params: Any) -> dict[str, Any]:
-        # only before the settings are applied: then `record_fast_path` takes these
-        await _until_ready(ls)
-        if not ls.ready.is_set():  # without `initialized` there is no recorder to take it
+        # only before the settings are applied: then the session takes these
+        await ls.session.until_ready(READY_WAIT_SECONDS)
+        if not ls.session.ready.is_set():  # without `initialized` there is no recorder
             raise JsonRpcException(
                 "not initialized: send initialize and initialized first", SERVER_NOT_INITIALIZED
             )
@@ -178,7 +125,7 @@ def create_server() -> DxLanguageServer:
 
     @server.feature(STATUS)
     async def status(ls: DxLanguageServer, params: Any) -> dict[str, Any]:
-        await _until_ready(ls)
+        await ls.session.until_ready(READY_WAIT_SECONDS)
         return await ls.telemetry.status()
 
     @server.command(FLUSH_NOW)
@@ -202,33 +149,9 @@ def create_server() -> DxLanguageServer:
     return server
 
 
-async def _until_ready(ls: DxLanguageServer) -> None:
-    """A request sent right after `initialize` waits (briefly) for the settings to apply."""
-    if ls.ready.is_set():
-        return
-    with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(ls.ready.wait(), READY_WAIT_SECONDS)
-
-
 def setup_transport(ls: DxLanguageServer, dispatcher: stdio.Dispatcher) -> None:
-    """What the transport answers itself: recordUsage once ready, what pygls would misread."""
-    dispatcher.fast_paths[RECORD_USAGE] = record_fast_path(ls)
-    dispatcher.after_batch.append(ls.telemetry.write_queued)
+    """What the transport refuses itself: commands pygls would misread."""
     dispatcher.fast_paths[types.WORKSPACE_EXECUTE_COMMAND] = command_check(ls)
-    dispatcher.fast_paths[types.INITIALIZE] = initialize_once(ls)
-
-
-def initialize_once(ls: DxLanguageServer) -> stdio.FastPath:
-    """LSP: `initialize` is sent once. Another would configure the sidecar anew, from
-    whatever it holds: refused, and nothing changes."""
-
-    def check(msg_id: Any, params: Any, reply: stdio.Reply) -> bool:
-        if not ls.initialize_seen:
-            return False
-        reply(msg_id, _error(INVALID_REQUEST, "initialize was already received"))
-        return True
-
-    return check
 
 
 def command_check(ls: DxLanguageServer) -> stdio.FastPath:
@@ -246,45 +169,16 @@ def command_check(ls: DxLanguageServer) -> stdio.FastPath:
             problem = f"arguments: expected a list, got {show(params['arguments'])}"
         if problem is None:
             return False
-        reply(msg_id, _error(INVALID_PARAMS, problem))
+        reply(msg_id, error(INVALID_PARAMS, problem))
         return True
 
     return check
 
 
-def record_fast_path(ls: DxLanguageServer) -> stdio.FastPath:
-    """`dxTelemetry/recordUsage` straight to the recorder once the sidecar is ready: the
-    same answers as the handler above, for a fraction of its cost."""
-
-    def record(msg_id: Any, params: Any, reply: stdio.Reply) -> bool:
-        if not ls.ready.is_set():
-            return False
-        try:
-            ls.telemetry.submit_record(params, lambda outcome: reply(msg_id, _recorded(outcome)))
-        except EventError as exc:
-            reply(msg_id, _error(INVALID_PARAMS, str(exc)))
-        return True
-
-    return record
-
-
-def _recorded(outcome: dict[str, Any] | BaseException) -> dict[str, Any]:
-    if not isinstance(outcome, BaseException):
-        return {"result": outcome}
-    if isinstance(outcome, LedgerError):
-        return _error(INTERNAL_ERROR, f"not recorded: {outcome}")
-    log.error("recordUsage failed", exc_info=outcome)
-    return _error(INTERNAL_ERROR, f"not recorded: {type(outcome).__name__}")
-
-
-def _error(code: int, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}}
-
-
 async def _command(
     ls: DxLanguageServer, work: Callable[[], Awaitable[dict[str, Any]]]
 ) -> dict[str, Any]:
-    await _until_ready(ls)
+    await ls.session.until_ready(READY_WAIT_SECONDS)
     try:
         result = await work()
         return result
@@ -312,10 +206,6 @@ def _day_and_tool(args: tuple[Any, ...]) -> tuple[date, str]:
     return day, tool
 
 
-#: what `_pull_settings` returns when the editor's answer is missing or no answer
-PULL_FAILED: Any = object()
-
-
 async def _pull_settings(ls: DxLanguageServer) -> Any:
     """The section from the editor; PULL_FAILED if it sent no usable answer in time."""
     try:
@@ -334,10 +224,3 @@ async def _pull_settings(ls: DxLanguageServer) -> Any:
             log.warning("the editor's %s settings came as %s", SECTION, show(values, 60))
         return PULL_FAILED
     return values[0] if values else None
-
-
-async def _exit_with_parent(ls: DxLanguageServer, pid: int) -> None:
-    await wait_for_exit(pid)
-    log.warning("the editor (process %d) is gone; exiting", pid)
-    await ls.telemetry.stop()
-    hard_exit(0)

@@ -1,6 +1,6 @@
-"""`dx-lsp-telemetry serve`: the sidecar. The stdio transport starts at once and answers
-`initialize` itself; the LSP server (pygls, lsprotocol: a third of a second to import) is
-loaded right after, and handles that message and every other from then on."""
+"""`dx-lsp-telemetry serve`: the sidecar. The stdio transport and the session (`initialize`,
+`initialized`, `recordUsage`, `status`) start at once; pygls, a third of a second to import,
+loads in the background and serves the other methods once it is there."""
 
 from __future__ import annotations
 
@@ -9,14 +9,12 @@ import sys
 from typing import TYPE_CHECKING
 
 from dx_lsp_telemetry import stdio
-from dx_lsp_telemetry.lsp_names import METHODS, initialize_result
+from dx_lsp_telemetry.lsp_names import METHODS
 from dx_lsp_telemetry.parent import hard_exit
+from dx_lsp_telemetry.session import Session
 
 if TYPE_CHECKING:
     from pygls.protocol import JsonRPCProtocol
-
-    from dx_lsp_telemetry.server import DxLanguageServer
-
 
 #: how long a thread may hold the GIL while another waits (Python's default is 5 ms): a
 #: status computed on the io thread must not hold back a recordUsage answer that long
@@ -25,23 +23,27 @@ SWITCH_INTERVAL = 0.001
 
 def serve(client_process_id: int | None = None) -> int:
     sys.setswitchinterval(SWITCH_INTERVAL)
-    loaded: list[DxLanguageServer] = []
+    sessions: list[Session] = []
+
+    def setup(dispatcher: stdio.Dispatcher) -> None:
+        sessions.append(Session(dispatcher, client_process_id))
+
+    def prepare() -> None:
+        import dx_lsp_telemetry.server  # noqa: F401 (pygls, lsprotocol, cattrs)
 
     def load(dispatcher: stdio.Dispatcher) -> JsonRPCProtocol:
         from dx_lsp_telemetry.server import create_server, setup_transport
 
-        server = create_server()
-        server.parent_pid = client_process_id
+        server = create_server(sessions[0])
         server.protocol.set_writer(dispatcher.writer)
         setup_transport(server, dispatcher)
-        loaded.append(server)
         return server.protocol
 
     try:
-        stdio.serve(load, methods=METHODS, early_initialize=initialize_result)
+        stdio.serve(setup, load, prepare=prepare, methods=METHODS)
     finally:
-        for server in loaded:
+        for session in sessions:
             with contextlib.suppress(OSError):
-                server.telemetry.sync_to_disk()
+                session.telemetry.sync_to_disk()
     hard_exit(0)
     return 0

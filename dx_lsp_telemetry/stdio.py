@@ -14,8 +14,8 @@ wrong (an unknown notification, a response to nothing) is logged, throttled, and
 Well-formed messages go to pygls unchanged, except where the sidecar registered a fast path:
 `dxTelemetry/recordUsage` once the sidecar is ready goes straight to the recorder, without a
 task, a converter and a reply object each, which is most of their cost at a thousand a second.
-pygls itself (a third of a second to import) is loaded with the first message: `initialize`
-is answered before that, since its answer depends on nothing pygls knows.
+pygls itself (a third of a second to import) loads in the background once the session is
+under way; messages for it wait, in order, until it is there (`session.py` serves the rest).
 """
 
 from __future__ import annotations
@@ -57,9 +57,6 @@ READ_SIZE = 1 << 16
 #: bodies read but not yet handled; beyond this the reader waits (stdin's pipe then fills up
 #: and the writer waits too), so a client writing faster than the sidecar reads costs no memory
 MAX_QUEUED = 2 * MAX_MESSAGE
-
-#: the id pygls's own answer to an `initialize` answered early goes out under, to be dropped
-EARLY_ID = "dx-lsp-telemetry:initialize"
 
 Reply = Callable[[Any, dict[str, Any]], None]
 #: a fast path takes (id, params, reply) and returns True if it answers the request itself
@@ -159,18 +156,8 @@ class ReplyWriter:
         self._lock = threading.Lock()
         self._loop_thread = threading.get_ident()  # made on the loop's thread
         self.broken = False
-        self._drop: bytes | None = None
-
-    def drop_reply(self, msg_id: str) -> None:
-        """Leave out the next reply to `msg_id` (pygls's, to a request answered already)."""
-        self._drop = f'"id": {json.dumps(msg_id)}'.encode()
 
     def write(self, data: bytes) -> None:
-        if self._drop is not None and self._drop in data:
-            self._drop = None
-            if b'"error"' in data:
-                log.warning("initialize was answered, then refused: %s", data[-300:])
-            return
         with self._lock:
             self._pending.append(data)
             first = len(self._pending) == 1
@@ -212,37 +199,68 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+#: makes the pygls server on the loop, once `Prepare` has imported it on a thread
 Loader = Callable[["Dispatcher"], "JsonRPCProtocol"]
+Prepare = Callable[[], None]
 
 
 class Dispatcher:
-    """Checks each message's envelope, answers what is malformed, passes the rest on; loads
-    the LSP server with the first message that needs it."""
+    """Checks each message's envelope, answers what is malformed, passes the rest on: to a
+    fast path, or to pygls, which `load_soon` loads in the background (messages for it wait,
+    in order; while any wait, every message does)."""
 
     def __init__(
         self,
         writer: ReplyWriter,
         load: Loader,
         *,
+        prepare: Prepare = lambda: None,
         methods: Mapping[str, bool] | None = None,
-        early_initialize: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.writer = writer
         self._load = load
-        self._early_initialize = early_initialize
+        self._prepare = prepare
         self._protocol: JsonRPCProtocol | None = None
+        self._loading = False
+        self._waiting: list[dict[str, Any]] = []
         self.fast_paths: dict[str, FastPath] = {}
+        #: notifications taken before pygls: True if taken
+        self.fast_notifications: dict[str, Callable[[Any], bool]] = {}
         #: called after each read of stdin is handled (the recorder writes what it queued)
         self.after_batch: list[Callable[[], None]] = []
         #: the methods served, each True for a request, False for a notification; None: all
         self.methods = methods
         self._throttle = Throttle()
 
-    @property
-    def protocol(self) -> JsonRPCProtocol:
-        if self._protocol is None:
-            self._protocol = self._load(self)
-        return self._protocol
+    def load_soon(self) -> None:
+        """Import pygls on a thread (the loop goes on serving), then hand it what waits."""
+        if self._protocol is not None or self._loading:
+            return
+        self._loading = True
+        loop = asyncio.get_running_loop()
+
+        def imported() -> None:
+            try:
+                self._prepare()  # imports only: the thread touches nothing else
+            except Exception:
+                log.exception("cannot load the LSP server")
+            finally:
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    loop.call_soon_threadsafe(self._install)
+
+        threading.Thread(target=imported, name="dx-load", daemon=True).start()
+
+    def _install(self) -> None:
+        self._protocol = self._load(self)
+        waiting, self._waiting = self._waiting, []
+        for message in waiting:
+            try:
+                self._dispatch(message)
+            except Exception:
+                log.exception("cannot handle a message")
+
+    def notify(self, method: str, params: Any) -> None:
+        self.writer.write(frame({"jsonrpc": "2.0", "method": method, "params": params}))
 
     def reply(self, msg_id: Any, message: dict[str, Any]) -> None:
         self.writer.write(frame({"jsonrpc": "2.0", "id": msg_id, **message}))
@@ -314,18 +332,23 @@ class Dispatcher:
             self.warn(method, f"ignored {method} without an id: a request needs one to be answered")
             return
         params = message.get("params")
-        if self._protocol is None and method == "initialize" and has_id and self._early_initialize:
-            # the answer depends on nothing the LSP library knows: it need not wait for it
-            self.reply(msg_id, {"result": self._early_initialize()})
-            self.writer.flush()
-            self.writer.drop_reply(EARLY_ID)
-            msg_id = EARLY_ID
+        if self._waiting:  # order: nothing overtakes what waits for pygls
+            self._waiting.append(message)
+            return
         if method == CANCEL_REQUEST and not self._cancels_a_request(params):
             return  # a request already answered, or none: routine, nothing to do
         if has_id:
             fast = self.fast_paths.get(method)
             if fast is not None and fast(msg_id, params, self.reply):
                 return
+        else:
+            taken = self.fast_notifications.get(method)
+            if taken is not None and taken(params):
+                return
+        if self._protocol is None:
+            self._waiting.append(message)
+            self.load_soon()
+            return
         if method == "initialized":
             params = {}  # LSP's InitializedParams are empty: whatever came means nothing
         envelope: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "params": params}
@@ -379,7 +402,8 @@ class Dispatcher:
         self._to_pygls({"jsonrpc": "2.0", "id": msg_id, "error": malformed}, None)
 
     def _to_pygls(self, message: dict[str, Any], request_id: Any, *, quiet: bool = False) -> bool:
-        protocol = self.protocol  # loaded by now, with pygls's exceptions
+        protocol = self._protocol
+        assert protocol is not None  # messages for pygls wait until it is loaded
         from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 
         try:
@@ -418,15 +442,21 @@ class _AnsweredByDispatcher(logging.Filter):
 
 
 def serve(
-    load: Loader, *, methods: Mapping[str, bool], early_initialize: Callable[[], dict[str, Any]]
+    setup: Callable[[Dispatcher], None],
+    load: Loader,
+    *,
+    prepare: Prepare,
+    methods: Mapping[str, bool],
 ) -> None:
-    """Run until stdin closes (or `exit`); `load` makes the LSP server when it is needed."""
+    """Run until stdin closes (or `exit`). `setup` takes what it serves before pygls is there
+    (fast paths); `prepare` imports pygls's server on a thread, `load` makes it on the loop."""
     logging.getLogger("pygls.protocol.json_rpc").addFilter(_AnsweredByDispatcher())
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         writer = ReplyWriter(sys.stdout.buffer, loop)
-        dispatcher = Dispatcher(writer, load, methods=methods, early_initialize=early_initialize)
+        dispatcher = Dispatcher(writer, load, prepare=prepare, methods=methods)
+        setup(dispatcher)
         closed = asyncio.Event()
         frames = Frames()
 

@@ -1,0 +1,179 @@
+"""The sidecar's LSP session, with or without pygls: `initialize` and `initialized`, the
+readiness requests wait for, and the requests the transport answers itself (`recordUsage`,
+`status`). pygls and lsprotocol take a third of a second to import: they load in the
+background meanwhile, and serve every other method once they are there (`server.py`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from dx_lsp_telemetry import __version__, stdio
+from dx_lsp_telemetry.app import Telemetry
+from dx_lsp_telemetry.config import TOKEN_ENV
+from dx_lsp_telemetry.events import EventError
+from dx_lsp_telemetry.ledger import LedgerError
+from dx_lsp_telemetry.logs import ForwardToEditor, Throttle
+from dx_lsp_telemetry.lsp_names import RECORD_USAGE, STATUS, STATUS_CHANGED, initialize_result
+from dx_lsp_telemetry.parent import hard_exit, wait_for_exit
+from dx_lsp_telemetry.paths import resolve_home
+
+log = logging.getLogger(__name__)
+
+INVALID_REQUEST, INVALID_PARAMS, INTERNAL_ERROR = -32600, -32602, -32603
+#: LSP's MessageType of window/logMessage, by logging level
+_LOG_TYPES = {logging.ERROR: 1, logging.WARNING: 2, logging.INFO: 3}
+_LOG = 4
+
+#: what a settings pull returns when the editor's answer is missing or no answer
+PULL_FAILED: Any = object()
+Pull = Callable[[], Awaitable[Any]]
+
+
+class Session:
+    def __init__(self, dispatcher: stdio.Dispatcher, client_process_id: int | None) -> None:
+        self._dispatcher = dispatcher
+        env = dict(os.environ)
+        self.telemetry = Telemetry(
+            resolve_home(env), env, on_status=lambda s: dispatcher.notify(STATUS_CHANGED, s)
+        )
+        self.parent_pid = client_process_id
+        self.pull_settings_at_start = False
+        self.initialize_seen = False
+        self.initialized_seen = False
+        #: set once `initialized` has applied the settings: requests racing it wait for them
+        self.ready = asyncio.Event()
+        self.throttle = Throttle()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        dispatcher.fast_paths["initialize"] = self._initialize
+        dispatcher.fast_notifications["initialized"] = self._initialized_now
+        dispatcher.fast_paths[RECORD_USAGE] = self._record
+        dispatcher.fast_paths[STATUS] = self._status
+        dispatcher.after_batch.append(self.telemetry.write_queued)
+
+    # -- the lifecycle -----------------------------------------------------------------
+
+    def _initialize(self, msg_id: Any, params: Any, reply: stdio.Reply) -> bool:
+        """Answered at once: the answer depends on nothing pygls knows."""
+        if self.initialize_seen:  # another would configure the sidecar anew from whatever
+            reply(msg_id, error(INVALID_REQUEST, "initialize was already received"))
+        elif not isinstance(params, dict):
+            reply(msg_id, error(INVALID_PARAMS, "initialize: params must be an object"))
+        else:
+            self.initialize(params)
+            reply(msg_id, {"result": initialize_result()})
+        return True
+
+    def initialize(self, params: Mapping[str, Any]) -> None:
+        """`initialize`'s params, as sent: the editor's process and settings."""
+        self.initialize_seen = True
+        pid = params.get("processId")
+        if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0:
+            self.parent_pid = pid
+        options = params.get("initializationOptions")
+        workspace = (params.get("capabilities") or {}).get("workspace")
+        pulls = isinstance(workspace, dict) and workspace.get("configuration") is True
+        self.pull_settings_at_start = options is None and pulls
+        self.telemetry.configure(options)
+
+    def _initialized_now(self, params: Any) -> bool:
+        """Taken by the transport, unless the settings must first be asked of the editor
+        (pygls sends that request, so it is loaded first)."""
+        if self.pull_settings_at_start and not self.initialized_seen:
+            return False
+        self._spawn(self.initialized(None))
+        return True
+
+    async def initialized(self, pull: Pull | None) -> None:
+        if self.initialized_seen:  # a second set of loops and log forwarders would double all
+            if self.throttle("initialized") is not None:
+                log.warning("ignored `initialized`: it was already received")
+            return
+        self.initialized_seen = True
+        self._forward_logs()
+        if pull is not None and self.pull_settings_at_start:
+            pulled = await pull()
+            if pulled is not PULL_FAILED:
+                self.telemetry.configure(pulled)
+        await self.telemetry.start()
+        self.ready.set()
+        if self.parent_pid:
+            self._spawn(self._exit_with_parent(self.parent_pid))
+        log.info("dx-lsp-telemetry %s ready; data in %s", __version__, self.telemetry.paths.home)
+        self._dispatcher.load_soon()
+
+    async def until_ready(self, wait: float) -> None:
+        """A request sent right after `initialize` waits (briefly) for the settings to apply."""
+        if not self.ready.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.ready.wait(), wait)
+
+    def _forward_logs(self) -> None:
+        """From now on this package's log records also reach the editor's output channel."""
+        loop = asyncio.get_running_loop()
+
+        def send(level: int, text: str) -> None:
+            params = {"type": _LOG_TYPES.get(level, _LOG), "message": text}
+            self._dispatcher.notify("window/logMessage", params)
+
+        def schedule(fn: Any) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed while a thread logged
+                loop.call_soon_threadsafe(fn)
+
+        logging.getLogger("dx_lsp_telemetry").addHandler(
+            ForwardToEditor(send, schedule, os.environ.get(TOKEN_ENV))
+        )
+
+    async def _exit_with_parent(self, pid: int) -> None:
+        await wait_for_exit(pid)
+        log.warning("the editor (process %d) is gone; exiting", pid)
+        await self.telemetry.stop()
+        hard_exit(0)
+
+    # -- what the transport answers itself ---------------------------------------------
+
+    def _record(self, msg_id: Any, params: Any, reply: stdio.Reply) -> bool:
+        if not self.ready.is_set():
+            return False  # pygls's handler waits for the settings
+        try:
+            self.telemetry.submit_record(params, lambda outcome: reply(msg_id, recorded(outcome)))
+        except EventError as exc:
+            reply(msg_id, error(INVALID_PARAMS, str(exc)))
+        return True
+
+    def _status(self, msg_id: Any, params: Any, reply: stdio.Reply) -> bool:
+        if not self.ready.is_set():
+            return False
+
+        async def answer() -> None:
+            try:
+                reply(msg_id, {"result": await self.telemetry.status()})
+            except Exception as exc:
+                log.exception("cannot compute status")
+                reply(msg_id, error(INTERNAL_ERROR, f"no status: {type(exc).__name__}"))
+
+        self._spawn(answer())
+        return True
+
+    def _spawn(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def recorded(outcome: dict[str, Any] | BaseException) -> dict[str, Any]:
+    """A recordUsage answer: its result, or the error that stopped it."""
+    if not isinstance(outcome, BaseException):
+        return {"result": outcome}
+    if isinstance(outcome, LedgerError):
+        return error(INTERNAL_ERROR, f"not recorded: {outcome}")
+    log.error("recordUsage failed", exc_info=outcome)
+    return error(INTERNAL_ERROR, f"not recorded: {type(outcome).__name__}")
+
+
+def error(code: int, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
