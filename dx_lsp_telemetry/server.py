@@ -16,30 +16,24 @@ from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, JsonRPCRe
 from pygls.protocol import default_converter as pygls_default_converter
 
 from dx_lsp_telemetry import __version__, stdio
-from dx_lsp_telemetry.events import EventError
-from dx_lsp_telemetry.ledger import LedgerError
 from dx_lsp_telemetry.logs import Throttle
 from dx_lsp_telemetry.lsp_names import (
     FLUSH_NOW,
     MARK_PUSHED,
-    RECORD_USAGE,
     RESEND_DAY,
     SERVER_NAME,
-    STATUS,
 )
 from dx_lsp_telemetry.pusher import PushError
-from dx_lsp_telemetry.session import PULL_FAILED, Session, error
+from dx_lsp_telemetry.session import PULL_FAILED, READY_WAIT_SECONDS, Session, error
 from dx_lsp_telemetry.settings import SECTION
 from dx_lsp_telemetry.shown import is_unicode, show
 
 log = logging.getLogger(__name__)
 
-READY_WAIT_SECONDS = 5.0
 #: an editor that does not answer `workspace/configuration` must not hold a handler forever
 PULL_TIMEOUT_SECONDS = 10.0
 #: LSP's RequestFailed: the request was fine, the operation was not possible.
 REQUEST_FAILED = -32803
-SERVER_NOT_INITIALIZED = -32002
 INVALID_REQUEST, INVALID_PARAMS, INTERNAL_ERROR = -32600, -32602, -32603
 
 _LOG_TYPES = {
@@ -107,26 +101,6 @@ def create_server(session: Session) -> DxLanguageServer:
             if settings is PULL_FAILED:
                 return  # the settings in use stay: a failed read is no change to defaults
         ls.telemetry.configure(settings)
-
-    @server.feature(RECORD_USAGE)
-    async def record_usage(ls: DxLanguageServer, params: Any) -> dict[str, Any]:
-        # only before the settings are applied: then the session takes these
-        await ls.session.until_ready(READY_WAIT_SECONDS)
-        if not ls.session.ready.is_set():  # without `initialized` there is no recorder
-            raise JsonRpcException(
-                "not initialized: send initialize and initialized first", SERVER_NOT_INITIALIZED
-            )
-        try:
-            return await ls.telemetry.record(params)
-        except EventError as exc:
-            raise JsonRpcInvalidParams(str(exc)) from None
-        except LedgerError as exc:
-            raise JsonRpcInternalError(f"not recorded: {exc}") from None
-
-    @server.feature(STATUS)
-    async def status(ls: DxLanguageServer, params: Any) -> dict[str, Any]:
-        await ls.session.until_ready(READY_WAIT_SECONDS)
-        return await ls.telemetry.status()
 
     @server.command(FLUSH_NOW)
     async def flush_now(ls: DxLanguageServer, *args: Any) -> dict[str, Any]:

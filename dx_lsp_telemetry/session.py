@@ -25,6 +25,11 @@ from dx_lsp_telemetry.paths import resolve_home
 log = logging.getLogger(__name__)
 
 INVALID_REQUEST, INVALID_PARAMS, INTERNAL_ERROR = -32600, -32602, -32603
+NOT_INITIALIZED = -32002
+#: how long a request sent right after `initialize` waits for the settings to apply
+READY_WAIT_SECONDS = 5.0
+#: seconds after `initialized` when pygls starts loading, unless a message needs it sooner
+LOAD_PYGLS_AFTER = 0.5
 #: LSP's MessageType of window/logMessage, by logging level
 _LOG_TYPES = {logging.ERROR: 1, logging.WARNING: 2, logging.INFO: 3}
 _LOG = 4
@@ -104,7 +109,9 @@ class Session:
         if self.parent_pid:
             self._spawn(self._exit_with_parent(self.parent_pid))
         log.info("dx-lsp-telemetry %s ready; data in %s", __version__, self.telemetry.paths.home)
-        self._dispatcher.load_soon()
+        # pygls loads a moment later (sooner if a message needs it): its import would take
+        # the interpreter from the first status the editor asks for
+        asyncio.get_running_loop().call_later(LOAD_PYGLS_AFTER, self._dispatcher.load_soon)
 
     async def until_ready(self, wait: float) -> None:
         """A request sent right after `initialize` waits (briefly) for the settings to apply."""
@@ -137,8 +144,10 @@ class Session:
     # -- what the transport answers itself ---------------------------------------------
 
     def _record(self, msg_id: Any, params: Any, reply: stdio.Reply) -> bool:
-        if not self.ready.is_set():
-            return False  # pygls's handler waits for the settings
+        if not self.ready.is_set():  # racing `initialized`: waits for the settings, in order
+            retry = lambda: self._record(msg_id, params, reply)  # noqa: E731
+            self._spawn(self._when_ready(msg_id, reply, retry))
+            return True
         try:
             self.telemetry.submit_record(params, lambda outcome: reply(msg_id, recorded(outcome)))
         except EventError as exc:
@@ -146,9 +155,6 @@ class Session:
         return True
 
     def _status(self, msg_id: Any, params: Any, reply: stdio.Reply) -> bool:
-        if not self.ready.is_set():
-            return False
-
         async def answer() -> None:
             try:
                 reply(msg_id, {"result": await self.telemetry.status()})
@@ -156,8 +162,19 @@ class Session:
                 log.exception("cannot compute status")
                 reply(msg_id, error(INTERNAL_ERROR, f"no status: {type(exc).__name__}"))
 
-        self._spawn(answer())
+        if self.ready.is_set():
+            self._spawn(answer())
+        else:
+            self._spawn(self._when_ready(msg_id, reply, lambda: self._spawn(answer())))
         return True
+
+    async def _when_ready(self, msg_id: Any, reply: stdio.Reply, then: Callable[[], Any]) -> None:
+        """A request that came before `initialized` was done waits for it (briefly)."""
+        await self.until_ready(READY_WAIT_SECONDS)
+        if self.ready.is_set():
+            then()
+        else:
+            reply(msg_id, error(NOT_INITIALIZED, "not initialized: send initialize, initialized"))
 
     def _spawn(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)

@@ -261,7 +261,8 @@ async def test_three_sidecars_at_once_push_each_day_exactly_once_with_one_leader
     assert sum(t["events"] for t in expected.values()) == 36 + 3
 
     async with AsyncExitStack() as stack:
-        windows = await launch_many(stack, home, dx_settings(dx), 3)
+        # no background push until every event is in: then all push at once, below
+        windows = await launch_many(stack, home, dx_settings(dx, flush=False), 3)
 
         async def leaders() -> list[bool]:
             return [s["leader"] for s in await asyncio.gather(*(w.status() for w in windows))]
