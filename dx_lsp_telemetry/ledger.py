@@ -65,6 +65,8 @@ class Appended:
     stamp: str
     #: the events written and where each line starts
     lines: list[tuple[UsageEvent, int]]
+    #: the file written to (a file replaced since is not this one)
+    ino: int
 
 
 def ledger_path(ledger_dir: Path | str, utc_date: date) -> str:
@@ -142,14 +144,13 @@ class LedgerWriter:
                         _encode({**e.to_ledger(), "recorded_at": stamp}) for e in file_events
                     ]
                     path = ledger_path(self.ledger_dir, utc_date)
-                    start, sealed = self._write(path, encoded)
+                    start, sealed, ino = self._write(path, encoded)
                     lines, at = [], start
                     for i, event in enumerate(file_events):
                         lines.append((event, at))
                         at += len(encoded[i])
-                    appended.append(
-                        Appended(utc_date, start, b"".join(encoded), sealed, stamp, lines)
-                    )
+                    payload = b"".join(encoded)
+                    appended.append(Appended(utc_date, start, payload, sealed, stamp, lines, ino))
             except LedgerError:
                 # the group is answered as one: refused, none of it may stay in other files
                 for done in appended:
@@ -199,10 +200,10 @@ class LedgerWriter:
                 text = tail.join(file_lines) + tail
                 self._write(ledger_path(self.ledger_dir, utc_date), [text.encode()])
 
-    def _write(self, path: str, encoded: list[bytes]) -> tuple[int, bool]:
-        """Append; returns where the payload begins and whether a torn line was sealed."""
+    def _write(self, path: str, encoded: list[bytes]) -> tuple[int, bool, int]:
+        """Append; where the payload begins, whether a torn line was sealed, the inode."""
         try:
-            fd, size = self._open(path)
+            fd, size, ino = self._open(path)
         except OSError as exc:
             raise LedgerError(f"cannot open {path}: {exc.strerror}") from exc
         try:
@@ -225,10 +226,10 @@ class LedgerWriter:
                 self._close(path)
         with self._unsynced_lock:
             self._unsynced.add(path)
-        return start, bool(prefix)
+        return start, bool(prefix), ino
 
-    def _open(self, path: str) -> tuple[int, int]:
-        """A descriptor to append to `path` and the file's size. Kept open between appends
+    def _open(self, path: str) -> tuple[int, int, int]:
+        """A descriptor to append to `path`, the file's size and inode. Kept open between appends
         (an open and a close per event are a third of an append's syscalls), while it is
         still the file at `path`: one moved away or replaced must not take an event."""
         fd = self._fds.get(path)
@@ -239,7 +240,7 @@ class LedgerWriter:
             except FileNotFoundError:
                 here = None
             if here is not None and (here.st_ino, here.st_dev) == (st.st_ino, st.st_dev):
-                return fd, st.st_size
+                return fd, st.st_size, st.st_ino
             self._close(path)
         try:
             fd = os.open(path, os.O_RDWR | os.O_APPEND)
@@ -248,7 +249,8 @@ class LedgerWriter:
         while len(self._fds) >= max(KEEP_OPEN, 1):
             self._close(next(iter(self._fds)))
         self._fds[path] = fd
-        return fd, os.fstat(fd).st_size
+        st = os.fstat(fd)
+        return fd, st.st_size, st.st_ino
 
     def _close(self, path: str) -> None:
         self._ends.pop(path, None)

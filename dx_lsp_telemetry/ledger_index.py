@@ -385,35 +385,36 @@ class LedgerIndex:
         self._run(lambda db: self._add_appended(db, appended))
 
     def _add_appended(self, db: sqlite3.Connection, appended: Sequence[Appended]) -> None:
-        rest = []
+        rest: list[date] = []
         db.execute("BEGIN IMMEDIATE")
         try:
             self._reload_files(db)
+            versions: list[Version] = []
+            grown: dict[int, FileRow] = {}
             for a in appended:
-                row = self._files.get(a.file_date.toordinal())
-                if a.sealed or (row.off if row else 0) != a.start:
-                    rest.append(a.file_date)
-                else:
-                    self._take_appended(db, a, row)
+                day = a.file_date.toordinal()
+                row = grown.get(day) or self._files.get(day) or empty_row(day)
+                if a.sealed or row.off != a.start or (row.ino and row.ino != a.ino):
+                    rest.append(a.file_date)  # read from the file instead
+                    continue
+                rec = micros(a.stamp)
+                versions += [written(e, rec, day, off) for e, off in a.lines]
+                grown[day] = row.grown_by(a.payload, a.ino, 0, len(a.lines))
+            # all at once: one lookup and one insert for what many quick records wrote
+            index_rows.apply(db, versions, self._ledger.read_back)
+            for day, row in grown.items():
+                st = os.stat(self._ledger.path(day))
+                if st.st_ino != row.ino:
+                    raise IndexStale(f"{self._ledger.name(day)} was replaced while indexed")
+                # grown beyond these lines already: the next refresh reads on from there
+                mtime = st.st_mtime_ns if st.st_size == row.off else 0
+                self._store_file(db, row.grown_by(b"", row.ino, mtime, 0))
             db.execute("COMMIT")
         except BaseException:
             self._rollback(db)
             raise
         if rest:
             self._refresh(db, rest)
-
-    def _take_appended(self, db: sqlite3.Connection, a: Appended, row: FileRow | None) -> None:
-        day = a.file_date.toordinal()
-        rec = micros(a.stamp)
-        index_rows.apply(
-            db, [written(e, rec, day, off) for e, off in a.lines], self._ledger.read_back
-        )
-        st = os.stat(self._ledger.path(day))
-        end = a.start + len(a.payload)
-        # a file already grown beyond these lines is read on from `end` by the next refresh
-        mtime = st.st_mtime_ns if st.st_size == end else 0
-        grown = (row or empty_row(day)).grown_by(a.payload, st.st_ino, mtime, len(a.lines))
-        self._store_file(db, grown)
 
     # -- questions ---------------------------------------------------------------------------
 
