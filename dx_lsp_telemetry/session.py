@@ -1,7 +1,7 @@
 """The sidecar's LSP session, with or without pygls: `initialize` and `initialized`, the
 readiness requests wait for, and the requests the transport answers itself (`recordUsage`,
-`status`). pygls and lsprotocol take a third of a second to import: they load in the
-background meanwhile, and serve every other method once they are there (`server.py`)."""
+`status`). pygls and lsprotocol take a third of a second to import: they load, on a thread,
+when a message needs them, and serve every other method (`server.py`)."""
 
 from __future__ import annotations
 
@@ -28,8 +28,6 @@ INVALID_REQUEST, INVALID_PARAMS, INTERNAL_ERROR = -32600, -32602, -32603
 NOT_INITIALIZED = -32002
 #: how long a request sent right after `initialize` waits for the settings to apply
 READY_WAIT_SECONDS = 5.0
-#: seconds after `initialized` when pygls starts loading, unless a message needs it sooner
-LOAD_PYGLS_AFTER = 0.5
 #: LSP's MessageType of window/logMessage, by logging level
 _LOG_TYPES = {logging.ERROR: 1, logging.WARNING: 2, logging.INFO: 3}
 _LOG = 4
@@ -109,9 +107,8 @@ class Session:
         if self.parent_pid:
             self._spawn(self._exit_with_parent(self.parent_pid))
         log.info("dx-lsp-telemetry %s ready; data in %s", __version__, self.telemetry.paths.home)
-        # pygls loads a moment later (sooner if a message needs it): its import would take
-        # the interpreter from the first status the editor asks for
-        asyncio.get_running_loop().call_later(LOAD_PYGLS_AFTER, self._dispatcher.load_soon)
+        # pygls loads when a message needs it (a command, a settings change, shutdown): its
+        # import holds the interpreter for a third of a second, long for a waiting answer
 
     async def until_ready(self, wait: float) -> None:
         """A request sent right after `initialize` waits (briefly) for the settings to apply."""

@@ -1,6 +1,6 @@
 """`dx-lsp-telemetry serve`: the sidecar. The stdio transport and the session (`initialize`,
 `initialized`, `recordUsage`, `status`) start at once; pygls, a third of a second to import,
-loads in the background and serves the other methods once it is there."""
+loads on a thread when a message needs it and serves the other methods."""
 
 from __future__ import annotations
 

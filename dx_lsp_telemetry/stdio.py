@@ -14,8 +14,8 @@ wrong (an unknown notification, a response to nothing) is logged, throttled, and
 Well-formed messages go to pygls unchanged, except where the sidecar registered a fast path:
 `dxTelemetry/recordUsage` once the sidecar is ready goes straight to the recorder, without a
 task, a converter and a reply object each, which is most of their cost at a thousand a second.
-pygls itself (a third of a second to import) loads in the background once the session is
-under way; messages for it wait, in order, until it is there (`session.py` serves the rest).
+pygls itself (a third of a second to import) loads on a thread when a message needs it;
+messages for it wait, in order, until it is there (`session.py` serves the rest).
 """
 
 from __future__ import annotations
@@ -206,7 +206,7 @@ Prepare = Callable[[], None]
 
 class Dispatcher:
     """Checks each message's envelope, answers what is malformed, passes the rest on: to a
-    fast path, or to pygls, which `load_soon` loads in the background (messages for it wait,
+    fast path, or to pygls, which `load_soon` loads on a thread (messages for it wait,
     in order; while any wait, every message does)."""
 
     def __init__(
