@@ -95,12 +95,10 @@ def create_server(session: Session) -> DxLanguageServer:
     async def did_change_configuration(
         ls: DxLanguageServer, params: types.DidChangeConfigurationParams
     ) -> None:
-        settings = params.settings
-        if not (isinstance(settings, dict) and SECTION in settings):
-            settings = await _pull_settings(ls)  # the pull model sends a bare nudge
-            if settings is PULL_FAILED:
-                return  # the settings in use stay: a failed read is no change to defaults
-        ls.telemetry.configure(settings)
+        # only the pull model's bare nudge: the session takes settings that come with it
+        settings = await _pull_settings(ls)
+        if settings is not PULL_FAILED:  # a failed read is no change to defaults
+            ls.telemetry.configure(settings)
 
     @server.command(FLUSH_NOW)
     async def flush_now(ls: DxLanguageServer, *args: Any) -> dict[str, Any]:
@@ -115,10 +113,6 @@ def create_server(session: Session) -> DxLanguageServer:
     async def mark_pushed(ls: DxLanguageServer, *args: Any) -> dict[str, Any]:
         day, tool = _day_and_tool(args)
         return await _command(ls, lambda: ls.telemetry.mark_pushed(day, tool))
-
-    @server.feature(types.SHUTDOWN)
-    async def shutdown(ls: DxLanguageServer, params: None) -> None:
-        await ls.telemetry.stop()
 
     return server
 

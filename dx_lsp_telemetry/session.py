@@ -21,6 +21,7 @@ from dx_lsp_telemetry.logs import ForwardToEditor, Throttle
 from dx_lsp_telemetry.lsp_names import RECORD_USAGE, STATUS, STATUS_CHANGED, initialize_result
 from dx_lsp_telemetry.parent import hard_exit, wait_for_exit
 from dx_lsp_telemetry.paths import resolve_home
+from dx_lsp_telemetry.settings import SECTION
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,10 @@ class Session:
         self.throttle = Throttle()
         self._tasks: set[asyncio.Task[Any]] = set()
         dispatcher.fast_paths["initialize"] = self._initialize
+        dispatcher.fast_paths["shutdown"] = self._shutdown
         dispatcher.fast_notifications["initialized"] = self._initialized_now
+        dispatcher.fast_notifications["workspace/didChangeConfiguration"] = self._settings
+        dispatcher.fast_notifications["exit"] = self._exit
         dispatcher.fast_paths[RECORD_USAGE] = self._record
         dispatcher.fast_paths[STATUS] = self._status
         dispatcher.after_batch.append(self.telemetry.write_queued)
@@ -109,6 +113,32 @@ class Session:
         log.info("dx-lsp-telemetry %s ready; data in %s", __version__, self.telemetry.paths.home)
         # pygls loads when a message needs it (a command, a settings change, shutdown): its
         # import holds the interpreter for a third of a second, long for a waiting answer
+
+    def _settings(self, params: Any) -> bool:
+        """New settings, as the push model sends them; a bare nudge (the pull model) needs
+        a request to the editor, which pygls sends."""
+        settings = params.get("settings") if isinstance(params, dict) else None
+        if not (isinstance(settings, dict) and SECTION in settings):
+            return False
+        self.telemetry.configure(settings)
+        return True
+
+    def _shutdown(self, msg_id: Any, params: Any, reply: stdio.Reply) -> bool:
+        async def stop() -> None:
+            await self.telemetry.stop()
+            reply(msg_id, {"result": None})
+
+        self._dispatcher.shutting_down = True  # from now on every request is refused
+        self._spawn(stop())
+        return True
+
+    def _exit(self, params: Any) -> bool:
+        """Gone now: the answers written so far, the ledger synced, nothing waited for."""
+        self._dispatcher.writer.flush()
+        with contextlib.suppress(OSError):
+            self.telemetry.sync_to_disk()
+        hard_exit(0)
+        return True
 
     async def until_ready(self, wait: float) -> None:
         """A request sent right after `initialize` waits (briefly) for the settings to apply."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -230,6 +231,8 @@ class Dispatcher:
         self.after_batch: list[Callable[[], None]] = []
         #: the methods served, each True for a request, False for a notification; None: all
         self.methods = methods
+        #: `shutdown` was received: requests are refused until `exit`
+        self.shutting_down = False
         self._throttle = Throttle()
 
     def load_soon(self) -> None:
@@ -252,12 +255,18 @@ class Dispatcher:
 
     def _install(self) -> None:
         self._protocol = self._load(self)
+        # pygls and lsprotocol bring a few hundred thousand objects that live as long as the
+        # process: out of the garbage collector's way, or each full collection walks them all
+        gc.freeze()
         waiting, self._waiting = self._waiting, []
         for message in waiting:
             try:
                 self._dispatch(message)
             except Exception:
                 log.exception("cannot handle a message")
+
+    def _shut_down(self) -> bool:
+        return self.shutting_down or (self._protocol is not None and self._protocol._shutdown)
 
     def notify(self, method: str, params: Any) -> None:
         self.writer.write(frame({"jsonrpc": "2.0", "method": method, "params": params}))
@@ -312,7 +321,7 @@ class Dispatcher:
         if not isinstance(method, str):
             self.error(msg_id, INVALID_REQUEST, f"method must be a string, got {show(method, 60)}")
             return
-        if self._protocol is not None and self._protocol._shutdown and method != "exit":
+        if self._shut_down() and method != "exit":
             if has_id:
                 self.error(msg_id, INVALID_REQUEST, "the server is shutting down")
             return
