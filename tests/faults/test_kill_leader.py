@@ -17,11 +17,13 @@ its timing); DX_FAULTS_ROUNDS=N changes the number of rounds.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import random
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -148,9 +150,11 @@ async def check_flushes(
         flushes.remove((window, answer))
 
 
-async def after(delay: float, coro: Any) -> Any:
+async def after(delay: float, start: Callable[[], Awaitable[Any]]) -> Any:
+    # the request starts after the delay: a coroutine made up front and cancelled first would
+    # never be awaited (a RuntimeWarning per cancelled late event)
     await asyncio.sleep(delay)
-    return await coro
+    return await start()
 
 
 # ~60-90 s on 2 cores, more when they are shared: the default 120 s would leave no margin
@@ -188,7 +192,7 @@ async def test_kill_9_of_the_leader_mid_push_never_sends_twice_nor_loses_an_even
             others = [w for w in windows if w is not leader]
             if rng.random() < 0.5:  # a window's Flush Now races the leader for the push lock
                 window = rng.choice(others)
-                delayed = after(rng.uniform(0, 0.5), window.command(FLUSH_NOW))
+                delayed = after(rng.uniform(0, 0.5), functools.partial(window.command, FLUSH_NOW))
                 flushes.append((window, asyncio.ensure_future(delayed)))
             late: list[tuple[dict[str, Any], asyncio.Future[Any]]] = []
             for i, (day, tool) in enumerate(rng.sample(done, min(len(done), 3))):
@@ -199,7 +203,8 @@ async def test_kill_9_of_the_leader_mid_push_never_sends_twice_nor_loses_an_even
                     "input_tokens": rng.randrange(1, 1000),
                     "spend_cents": 0.25,
                 }
-                late.append((event, asyncio.ensure_future(after(0.1 * i, leader.record(**event)))))
+                request = functools.partial(leader.record, **event)
+                late.append((event, asyncio.ensure_future(after(0.1 * i, request))))
             await asyncio.sleep(rng.uniform(0, 1.0))
             await kill_9(leader)
             windows.remove(leader)
