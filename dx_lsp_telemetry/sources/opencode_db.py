@@ -61,6 +61,10 @@ class SchemaProblem(Exception):
     """The database has no OpenCode tables of the expected shape."""
 
 
+class _Changed(Exception):
+    """The database file changed while it was read as immutable: read it again."""
+
+
 @dataclass
 class _Page:
     rows: list[tuple[Any, ...]]
@@ -91,7 +95,9 @@ class DbReader:
         }
         key = str(path)
         try:
-            records, bad = self._read(path, new_state)
+            records, bad = self._read(path, new_state, st)
+        except _Changed:
+            return ReadResult([], state, retry=True)
         except sqlite3.OperationalError as exc:
             if _is_busy(exc):
                 busy = self._busy[key] = self._busy.get(key, 0) + 1
@@ -118,8 +124,15 @@ class DbReader:
 
     # -- the database --------------------------------------------------------------------
 
-    def _read(self, path: Path, state: FileState) -> tuple[list[SourceRecord], list[str]]:
+    def _read(
+        self, path: Path, state: FileState, st: os.stat_result
+    ) -> tuple[list[SourceRecord], list[str]]:
         uri = path.absolute().as_uri() + "?mode=ro"
+        # no log beside it: no writer is running; read as a plain file, so that SQLite does not
+        # leave a shared-memory file in the tool's folder, and make sure it did not change
+        immutable = not os.path.exists(f"{path}-wal")
+        if immutable:
+            uri += "&immutable=1"
         db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
         try:
             db.execute("PRAGMA query_only = ON")
@@ -150,9 +163,11 @@ class DbReader:
                     state["anchor"] = _digest(end_id) if end_id else None
                     break
             del tail[:-TAIL]
-            return records, bad
         finally:
             db.close()
+        if immutable and _identity(os.stat(path)) != _identity(st):
+            raise _Changed
+        return records, bad
 
     @staticmethod
     def _resume_point(db: sqlite3.Connection, state: FileState) -> int:
@@ -192,6 +207,10 @@ class DbReader:
             cache_read_tokens=counts.count(cache.get("read")),
             cost_usd=counts.cost(part.get("cost")),
         )
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _stamp(path: Path, st: os.stat_result) -> list[int]:
