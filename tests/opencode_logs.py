@@ -238,3 +238,44 @@ class OpenCodeDb:
 
     def delete_session(self, sid: str) -> None:
         self.db.execute("DELETE FROM session WHERE id = ?", (sid,))
+
+    def imported_task(self, task: str, ts: datetime, turns: int, *, roo: bool = False) -> str:
+        """A legacy (or Roo Code) task as the rebuilt Kilo Code's importer writes it: ids derived
+        from the task id, the task id as the slug, messages of provider and model "legacy"
+        with no usage, text and tool parts only."""
+        source = f"roo:{task}" if roo else task
+        sid = self.session(ts, session_id=imported_id("ses", source), slug=task)
+        for index in range(2 * turns):
+            mid = imported_id("msg", f"{source}:{index}")
+            if index % 2 == 0:
+                data: dict[str, Any] = {
+                    "role": "user",
+                    "time": {"created": ms(ts)},
+                    "agent": "user",
+                    "model": {"providerID": "legacy", "modelID": "legacy"},
+                }
+            else:
+                data = {
+                    "role": "assistant",
+                    "time": {"created": ms(ts), "completed": ms(ts)},
+                    "parentID": imported_id("msg", f"{source}:{index - 1}"),
+                    "modelID": "legacy",
+                    "providerID": "legacy",
+                    "mode": "code",
+                    "agent": "main",
+                    "path": {"cwd": "/home/dev/secret-project", "root": "/home/dev/secret-project"},
+                    "cost": 0,
+                    "tokens": step_tokens(0, 0),
+                }
+            self._message(mid, sid, ts, data)
+            self.part(
+                sid,
+                mid,
+                ts,
+                {"type": "text", "text": SECRET, "time": {"start": ms(ts), "end": ms(ts)}},
+                part_id=imported_id("prt", f"{source}:{index}:0"),
+            )
+        return sid
+
+    def legacy_message(self, sid: str, source: str, index: int) -> str:
+        return imported_id("msg", f"{source}:{index}")
