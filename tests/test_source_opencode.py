@@ -14,6 +14,7 @@ import sqlite3
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,15 @@ from dx_lsp_telemetry.sources.checkpoints import Checkpoints
 from dx_lsp_telemetry.sources.ingest import IngestOptions, Ingestor, ScanStats
 from dx_lsp_telemetry.sources.opencode import OpenCode
 from dx_lsp_telemetry.sources.registry import by_label
-from tests.harness import all_files_text, cli_json, date_ago, run_cli
+from tests.harness import (
+    BASE_SETTINGS,
+    all_files_text,
+    cli_json,
+    date_ago,
+    run_cli,
+    sidecar,
+    until_async,
+)
 from tests.ledger_oracle import winners
 from tests.opencode_logs import SECRET, OpenCodeDb, step_tokens
 from tests.source_logs import Tally, ledger_tallies
@@ -388,3 +397,27 @@ def test_cli_scan_then_report_and_sources(home: Path, tmp_path: Path) -> None:
     sources = {s["label"]: s for s in cli_json(home, "sources", "--json")["sources"]}
     assert sources["opencode"]["name"] == "opencode" and sources["opencode"]["records"] == 3
     assert sources["opencode"]["enabled"] is False and sources["opencode"]["tool"] == "opencode"
+
+
+async def test_a_sidecar_reads_an_enabled_opencode(home: Path, tmp_path: Path) -> None:
+    w = OpenCodeDb(tmp_path / "share" / "opencode" / "opencode.db")
+    sid = w.session(at(date_ago(2)))
+    w.assistant(sid, at(date_ago(2)), [step_tokens(100, 10), step_tokens(5, 1)])
+    settings: dict[str, Any] = {
+        **BASE_SETTINGS,
+        "flush": {"enabled": False, "delaySeconds": 0},
+        "sources": {"opencode": {"enabled": True, "path": str(w.path.parent)}},
+    }
+    async with sidecar(home, settings) as client:
+
+        async def opencode_day() -> dict[str, Any] | None:
+            status = await client.status()
+            return next(
+                (d for d in status["days"] if d["tool"] == "opencode" and d["date"] == date_ago(2)),
+                None,
+            )
+
+        day = await until_async(opencode_day, what="the initial scan of opencode.db")
+        assert day["totals"]["input_tokens"] == 105 and day["totals"]["events"] == 2
+    w.close()
+    assert SECRET not in all_files_text(home)
