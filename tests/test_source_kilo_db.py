@@ -10,6 +10,7 @@ model "legacy". The task's tokens are the legacy reader's to count, once.
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -134,7 +135,9 @@ def test_cli_scan_reads_both_stores(home: Path, tmp_path: Path) -> None:
     kilo.assistant(sid, at(d2, 14), [step_tokens(10, 1)], costs=[0.01])
     kilo.close()
     for spelling in ("kiloCode", "kilo-code"):
-        done = run_cli(home, "scan", "--source", spelling, "--path", str(storage))
+        done = run_cli(
+            home, "scan", "--source", spelling, "--path", str(storage), HOME=str(tmp_path)
+        )
         assert done.returncode == 0, done.stderr
         records = 2 if spelling == "kiloCode" else 0
         assert f"kilo-code: 2 files, {records} records" in done.stdout
@@ -150,3 +153,24 @@ def test_cli_scan_reads_both_stores(home: Path, tmp_path: Path) -> None:
     }
     sources = {s["label"]: s for s in cli_json(home, "sources", "--json")["sources"]}
     assert sources["kilo-code"]["records"] == 2
+
+
+def test_a_configured_path_replaces_the_defaults_of_the_store_found_there(tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    default_db = tmp_path / "home" / ".local" / "share" / "kilo"
+    default_tasks = tmp_path / "config" / "Code" / "User" / "globalStorage" / "kilocode.kilo-code"
+    legacy = tmp_path / "legacy-storage"
+    (legacy / "tasks").mkdir(parents=True)
+    assert KiloCode().homes(str(legacy), env) == [legacy, default_db]
+    db_folder = tmp_path / "kilo-data"
+    OpenCodeDb(db_folder / "kilo.db").close()
+    if sys.platform.startswith("linux"):
+        assert KiloCode().homes(str(db_folder), env) == [default_tasks, db_folder]
+        assert KiloCode().homes(str(db_folder / "kilo.db"), env) == [
+            default_tasks,
+            db_folder / "kilo.db",
+        ]
+    (db_folder / "tasks").mkdir()
+    assert KiloCode().homes(str(db_folder), env) == [db_folder]  # both there
+    nothing = tmp_path / "not-yet"
+    assert KiloCode().homes(str(nothing), env) == [nothing]

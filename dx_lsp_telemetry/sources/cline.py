@@ -144,10 +144,20 @@ class _ClineFamily(Source):
         return None
 
     def homes(self, configured: str, env: Mapping[str, str]) -> list[Path]:
-        homes = self._task_homes(configured, env)
-        if self._store is not None:
-            homes += [h for h in self._store.homes(configured, env) if h not in homes]
-        return homes
+        """Both stores' homes; a configured path replaces the defaults of the store(s) found
+        there (of both when neither is there yet)."""
+        tasks = self._task_homes(configured, env)
+        if self._store is None:
+            return tasks
+        store = self._store.homes(configured, env)
+        if configured.strip():
+            has_tasks = bool(self._task_dirs(tasks))
+            has_store = next(iter(self._store.files(store)), None) is not None
+            if has_tasks and not has_store:
+                store = self._store.homes("", env)
+            elif has_store and not has_tasks:
+                tasks = self._task_homes("", env)
+        return tasks + [h for h in store if h not in tasks]
 
     def watch_dirs(self, homes: Iterable[Path]) -> list[Path]:
         homes = list(homes)
