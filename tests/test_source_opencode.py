@@ -264,13 +264,15 @@ def test_rows_of_the_wrong_types_are_named_and_the_rest_read(oc: Setup) -> None:
         "INSERT INTO part VALUES ('prt_badjson', ?, ?, 1, 1, '{\"type\":\"step-finish\",')",
         (mid, sid),
     )
+    deep = '{"type":"step-finish","tokens":' + "[" * 100_000 + "]" * 100_000 + "}"
+    w.db.execute("INSERT INTO part VALUES ('prt_deep', ?, ?, 1, 1, ?)", (mid, sid, deep))
     # a text part that mentions step-finish is not usage, and not a problem
     w.part(sid, mid, at(DAY1), {"type": "text", "text": "what is a step-finish part?"})
     stats = oc.scan()
     assert stats.records == 1 and good
     assert len(stats.problems) == 1
-    assert "skipped 6 unreadable step-finish parts (row " in stats.problems[0]
-    assert "and 3 more" in stats.problems[0]
+    assert "skipped 7 unreadable step-finish parts (row " in stats.problems[0]
+    assert "and 4 more" in stats.problems[0]
     w.assistant(sid, at(DAY1, 11), [step_tokens(1, 1)])
     assert oc.scan().records == 1  # the bad rows are behind the checkpoint: not named again
     assert oc.totals() == {(DAY1, "opencode"): (2, 11, 2, 0, 0, 0.2)}

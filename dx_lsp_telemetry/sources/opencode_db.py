@@ -152,7 +152,7 @@ class DbReader:
                         continue
                     try:
                         record = self._record(row)
-                    except (ValueError, TypeError, KeyError, OverflowError):
+                    except (ValueError, TypeError, KeyError, OverflowError, RecursionError):
                         bad.append(f"row {rowid}")
                         continue
                     if record is not None:
@@ -288,7 +288,7 @@ def _object(text: Any) -> dict[str, Any]:
         return {}  # a part whose message is gone: no model
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     return value if isinstance(value, dict) else {}
 
