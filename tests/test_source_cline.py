@@ -495,15 +495,17 @@ def test_homes_are_every_existing_global_storage_folder(tmp_path: Path) -> None:
         (path / "tasks").mkdir(parents=True)
     if sys.platform.startswith("linux"):
         assert RooCode().homes("", env) == storage[:3]
-        assert Cline().homes("", env) == [storage[3]]
-        assert KiloCode().homes("", env) == [storage[4]]
+        # and the newer stores: Cline 4's sessions, the rebuilt Kilo Code's database folder
+        assert Cline().homes("", env) == [storage[3], home / ".cline" / "data" / "sessions"]
+        assert KiloCode().homes("", env) == [storage[4], home / ".local" / "share" / "kilo"]
     configured = tmp_path / "custom"
     assert RooCode().homes(str(configured), env) == [configured]
     assert RooCode().homes(str(configured / "tasks"), env) == [configured]
     # nothing installed: where it would be (so `sources` can say "not found")
     empty = {"HOME": str(tmp_path / "nobody"), "XDG_CONFIG_HOME": str(tmp_path / "none")}
     assert Cline().homes("", empty) == [
-        tmp_path / "none" / "Code" / "User" / "globalStorage" / "saoudrizwan.claude-dev"
+        tmp_path / "none" / "Code" / "User" / "globalStorage" / "saoudrizwan.claude-dev",
+        tmp_path / "nobody" / ".cline" / "data" / "sessions",
     ]
 
 

@@ -40,13 +40,20 @@ text, else none. Only counts, the model, the task id and `ts` (hashed into the k
 never the request text, the task's text or the paths.
 
 Not read: Cline's `subagent_usage` messages (whether a subagent's requests also appear in a task
-of their own is not established), Cline 4's session store and the rebuilt Kilo Code's `kilo.db`.
+of their own is not established).
+
+Cline and Kilo Code have a newer store each, read by the same source beside the tasks: Cline 4's
+session files (`cline_v4`) and the rebuilt Kilo Code's `kilo.db` (`opencode`). The rebuilt Kilo
+Code can import legacy tasks (and Roo Code's) into `kilo.db`; its importer writes no usage (the
+copied assistant messages carry zero tokens and no step-finish parts) and gives the messages it
+copies `providerID: "legacy"`: step-finish parts under such a message are skipped, so an
+imported task's tokens are counted from its `ui_messages.json` only, and what is asked after the
+import, in new messages, counts.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
@@ -56,6 +63,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from dx_lsp_telemetry.sources.base import FileState, ReadResult, Source, SourceRecord
+from dx_lsp_telemetry.sources.cline_v4 import ClineSessions
+from dx_lsp_telemetry.sources.counts import cost as _cost
+from dx_lsp_telemetry.sources.counts import count as _count
+from dx_lsp_telemetry.sources.opencode import KiloDb
 from dx_lsp_telemetry.sources.tail import identity
 
 MESSAGES = "ui_messages.json"
@@ -126,8 +137,52 @@ class _ClineFamily(Source):
         #: files whose last read failed to parse, by (identity, size, mtime): a second failure
         #: of an unchanged file is reported, a first one is a write in progress
         self._failed: dict[str, list[int]] = {}
+        #: the tool's newer store, read beside its tasks (Cline 4's sessions, `kilo.db`)
+        self._store = self.newer_store()
+
+    def newer_store(self) -> Source | None:
+        return None
 
     def homes(self, configured: str, env: Mapping[str, str]) -> list[Path]:
+        """Both stores' homes; a configured path replaces the defaults of the store(s) found
+        there (of both when neither is there yet)."""
+        tasks = self._task_homes(configured, env)
+        if self._store is None:
+            return tasks
+        store = self._store.homes(configured, env)
+        if configured.strip():
+            has_tasks = bool(self._task_dirs(tasks))
+            has_store = next(iter(self._store.files(store)), None) is not None
+            if has_tasks and not has_store:
+                store = self._store.homes("", env)
+            elif has_store and not has_tasks:
+                tasks = self._task_homes("", env)
+        return tasks + [h for h in store if h not in tasks]
+
+    def watch_dirs(self, homes: Iterable[Path]) -> list[Path]:
+        homes = list(homes)
+        dirs = self._task_dirs(homes)
+        if self._store is not None:
+            dirs += [d for d in self._store.watch_dirs(homes) if d not in dirs]
+        return dirs
+
+    def files(self, homes: Iterable[Path]) -> Iterator[Path]:
+        homes = list(homes)
+        yield from self._task_files(homes)
+        if self._store is not None:
+            yield from self._store.files(homes)
+
+    def wants(self, path: Path) -> bool:
+        return self._is_task_file(path) or (self._store is not None and self._store.wants(path))
+
+    def read(self, path: Path, state: FileState) -> ReadResult:
+        if self._store is not None and not self._is_task_file(path):
+            return self._store.read(path, state)
+        return self._read_task(path, state)
+
+    # -- the legacy tasks ------------------------------------------------------------------
+
+    def _task_homes(self, configured: str, env: Mapping[str, str]) -> list[Path]:
         if configured.strip():
             path = Path(configured.strip()).expanduser()
             return [path.parent if path.name == "tasks" else path]
@@ -139,13 +194,13 @@ class _ClineFamily(Source):
         # none yet: the first place the extension would write (so `sources` can say where)
         return found or candidates[:1]
 
-    def watch_dirs(self, homes: Iterable[Path]) -> list[Path]:
+    def _task_dirs(self, homes: Iterable[Path]) -> list[Path]:
         return [h / "tasks" for h in homes if (h / "tasks").is_dir()]
 
-    def files(self, homes: Iterable[Path]) -> Iterator[Path]:
+    def _task_files(self, homes: Iterable[Path]) -> Iterator[Path]:
         """Each task's `ui_messages.json`, also while a rewrite has it briefly missing."""
         seen: set[str] = set()
-        for tasks in self.watch_dirs(homes):
+        for tasks in self._task_dirs(homes):
             try:
                 entries = sorted(tasks.iterdir())
             except OSError:
@@ -165,12 +220,10 @@ class _ClineFamily(Source):
                     seen.add(real)
                     yield path
 
-    def wants(self, path: Path) -> bool:
+    def _is_task_file(self, path: Path) -> bool:
         return path.name == MESSAGES and path.parent.parent.name == "tasks"
 
-    # -- reading -------------------------------------------------------------------------
-
-    def read(self, path: Path, state: FileState) -> ReadResult:
+    def _read_task(self, path: Path, state: FileState) -> ReadResult:
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:  # between the renames of a rewrite
@@ -339,6 +392,9 @@ class Cline(_ClineFamily):
     label: ClassVar[str] = "cline"
     extension_id: ClassVar[str] = "saoudrizwan.claude-dev"
 
+    def newer_store(self) -> Source | None:
+        return ClineSessions()
+
 
 class RooCode(_ClineFamily):
     name: ClassVar[str] = "rooCode"
@@ -353,6 +409,9 @@ class KiloCode(_ClineFamily):
     extension_id: ClassVar[str] = "kilocode.kilo-code"
     roo_family: ClassVar[bool] = True
 
+    def newer_store(self) -> Source | None:
+        return KiloDb()
+
 
 def _signature(state: FileState) -> list[int] | None:
     if "identity" not in state:
@@ -362,24 +421,6 @@ def _signature(state: FileState) -> list[int] | None:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _count(value: Any) -> int:
-    """A token count: absent is 0; a negative, fractional or non-number one is refused."""
-    if value is None:
-        return 0
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not _is_int(value) or value < 0:
-        raise ValueError(f"not a token count: {value!r}")
-    return int(value)
-
-
-def _cost(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    cost = float(value)
-    return cost if math.isfinite(cost) and cost >= 0 else None
 
 
 def _model(message: dict[str, Any], info: dict[str, Any]) -> str | None:
