@@ -12,10 +12,12 @@ from dx_lsp_telemetry.sources.cline import Cline, KiloCode, RooCode
 from dx_lsp_telemetry.sources.codex import Codex
 from dx_lsp_telemetry.sources.continue_dev import Continue
 from dx_lsp_telemetry.sources.gemini_cli import GeminiCli
+from dx_lsp_telemetry.sources.qwen_code import QwenCode
 
 #: settings name -> class (sources keep per-process caches, so each user makes its own)
 SOURCES: dict[str, type[Source]] = {
-    cls.name: cls for cls in (ClaudeCode, Codex, Cline, RooCode, KiloCode, Continue, GeminiCli)
+    cls.name: cls
+    for cls in (ClaudeCode, Codex, Cline, RooCode, KiloCode, Continue, GeminiCli, QwenCode)
 }
 
 
