@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from dx_lsp_telemetry.sources.gemini_cli import GeminiCli
 from dx_lsp_telemetry.sources.ingest import ScanStats
 from dx_lsp_telemetry.sources.qwen_code import QwenCode
 from tests.harness import cli_json, date_ago, run_cli
@@ -461,6 +462,9 @@ def test_files_and_wants(tmp_path: Path) -> None:
     assert source.watch_dirs([logs]) == [logs / "projects"]
     assert source.wants(main) and source.wants(other)
     assert not any(source.wants(p) for p in not_chats)
+    gemini_chat = tmp_path / ".gemini" / "tmp" / "nightingale" / "chats" / "session-x.jsonl"
+    assert not source.wants(gemini_chat)
+    assert not GeminiCli().wants(main)
 
 
 # -- privacy and the CLI ---------------------------------------------------------------------

@@ -76,7 +76,10 @@ class GeminiCli(Source):
                         yield path
 
     def wants(self, path: Path) -> bool:
-        return _is_chat(path.name) and "chats" in path.parts
+        parts = path.parts
+        return _is_chat(path.name) and any(
+            parts[i] == "chats" and parts[i - 2] == "tmp" for i in range(2, len(parts) - 1)
+        )
 
     def read(self, path: Path, state: FileState) -> ReadResult:
         if path.suffix == ".jsonl":

@@ -92,7 +92,12 @@ class QwenCode(Source):
                         yield path
 
     def wants(self, path: Path) -> bool:
-        return path.suffix == ".jsonl" and path.parent.name == "chats"
+        chats = path.parent
+        return (
+            path.suffix == ".jsonl"
+            and chats.name == "chats"
+            and chats.parent.parent.name == "projects"
+        )
 
     def read(self, path: Path, state: FileState) -> ReadResult:
         records: list[SourceRecord] = []
