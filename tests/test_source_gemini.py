@@ -521,3 +521,25 @@ def test_thoughts_are_output_once_whether_or_not_candidates_hold_them(
     write_lines(chat_path(logs, SESSION), [header(SESSION, at(0)), gemini("g1", at(1), toks)])
     scan(data, logs)
     assert total(data) == (800, 80, 0, 200)
+
+
+def test_a_crash_before_the_checkpoint_or_a_lost_checkpoint_counts_nothing_twice(
+    tmp_path: Path,
+) -> None:
+    logs, data = tmp_path / "gemini", tmp_path / "data"
+    path = chat_path(logs, SESSION)
+    one, two = tokens(1000, 100, 300), tokens(2000, 200, 600, thoughts=9)
+    write_lines(path, [header(SESSION, at(0)), gemini("g1", at(1), one)])
+    scan(data, logs)
+    checkpoint = data / "sources" / "gemini-cli.json"
+    saved = checkpoint.read_bytes()
+    write_lines(path, [gemini("g1", at(1), one), gemini("g2", at(2), two)])
+    scan(data, logs)
+    expected = add(ours(one), ours(two))
+    assert total(data) == expected
+    checkpoint.write_bytes(saved)  # the ledger was written, the checkpoint not: read again
+    assert scan(data, logs).records == 1
+    checkpoint.unlink()  # or lost altogether
+    assert scan(data, logs).records == 2
+    assert total(data) == expected
+    assert ledger_total(data, TOOL).events == 2

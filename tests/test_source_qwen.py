@@ -508,3 +508,21 @@ def test_cli_scan_takes_both_names_and_report_shows_the_tokens(home: Path, tmp_p
     assert got["events"] == 6
     sources = {s["label"]: s for s in cli_json(home, "sources", "--json")["sources"]}
     assert sources[TOOL]["name"] == "qwenCode" and sources[TOOL]["records"] == 6
+
+
+def test_a_crash_before_the_checkpoint_or_a_lost_checkpoint_counts_nothing_twice(
+    tmp_path: Path,
+) -> None:
+    logs, data = tmp_path / "qwen", tmp_path / "data"
+    copy_real(logs, PARENT_CHAT)
+    scan(data, logs)
+    checkpoint = data / "sources" / "qwen-code.json"
+    saved = checkpoint.read_bytes()
+    copy_real(logs, FORK_CHAT)
+    scan(data, logs)
+    checkpoint.write_bytes(saved)  # the ledger was written, the checkpoint not: read again
+    assert scan(data, logs).records == 2
+    checkpoint.unlink()  # or lost altogether
+    assert scan(data, logs).records == 6
+    assert total(data) == (6015, 315, 0, 1215)
+    assert ledger_total(data, TOOL).events == 6
