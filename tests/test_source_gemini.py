@@ -171,6 +171,23 @@ def test_the_real_chat_file_counts_each_model_call_once_as_the_api_sent_it(
     assert total(data) == (2001, 101, 0, 401)
 
 
+def test_the_real_tool_loop_counts_each_call_once_and_writes_each_once(tmp_path: Path) -> None:
+    logs, data = tmp_path / "gemini", tmp_path / "data"
+    loop = FIXTURES / "tool-loop"
+    chat = next(loop.glob("session-*.jsonl"))
+    target = chats(logs, "work") / chat.name
+    target.parent.mkdir(parents=True)
+    shutil.copyfile(chat, target)
+    stats = scan(data, logs)
+    assert (stats.records, stats.problems) == (3, [])
+    rows = [
+        json.loads(line)["known"] for line in (loop / "fake-api.jsonl").read_text().splitlines()
+    ]
+    known = [(k["input"], k["output"], k["cache_write"], k["cache_read"]) for k in rows]
+    assert total(data) == add(*known) == (3003, 153, 0, 603)
+    assert sum(b.count(b"\n") for b in ledger_bytes(data).values()) == 3
+
+
 def test_the_real_session_copied_to_another_project_folder_counts_once(tmp_path: Path) -> None:
     logs, data = tmp_path / "gemini", tmp_path / "data"
     real_home(logs)
