@@ -209,6 +209,46 @@ def test_the_real_chats_count_every_model_call_once_as_the_api_sent_it(tmp_path:
     assert total(data) == (6015, 315, 0, 1215)
 
 
+def otlp_calls() -> list[str]:
+    """Each `qwen-code.api_response` Qwen Code exported over OTLP in the real run, as
+    `session.id:prompt_id:response_id:input:output:cached:thoughts`."""
+    found = []
+    for body in sorted((FIXTURES / "otlp").glob("*-logs.json")):
+        for resource in json.loads(body.read_text())["resourceLogs"]:
+            for scope in resource["scopeLogs"]:
+                for log in scope["logRecords"]:
+                    attrs = {
+                        a["key"]: next(iter(a["value"].values()), None) for a in log["attributes"]
+                    }
+                    if attrs.get("event.name") != "qwen-code.api_response":
+                        continue
+                    names = ["session.id", "prompt_id", "response_id", "input_token_count"]
+                    names += ["output_token_count", "cached_content_token_count"]
+                    names.append("thoughts_token_count")
+                    found.append(":".join(str(attrs[n]) for n in names))
+    return found
+
+
+def test_a_call_has_the_key_its_otlp_export_states_too() -> None:
+    """So the OTLP receiver can give the same call the same event id (both channels on)."""
+    keys = [r.key for chat in (PARENT_CHAT, FORK_CHAT) for r in QwenCode().read(chat, {}).records]
+    assert len(keys) == 6
+    assert sorted(keys) == sorted(otlp_calls())
+
+
+def test_a_repeated_response_id_or_none_keeps_calls_apart(tmp_path: Path) -> None:
+    logs, data = tmp_path / "qwen", tmp_path / "data"
+    chat = Chat()
+    one, two = event_usage(1000, 10, 100), event_usage(1100, 12, 100)
+    same = {"response_id": "chatcmpl-7"}  # a provider whose ids repeat
+    lines = [chat.api_response(at(0), one, **same), chat.api_response(at(1), two, **same)]
+    lines += [chat.api_response(at(2), one, response_id=""), chat.api_response(at(3), one)]
+    write_lines(chat_path(logs), lines)
+    scan(data, logs)
+    assert ledger_total(data, TOOL).events == 4
+    assert total(data) == add(ours(one), ours(two), ours(one), ours(one))
+
+
 def test_the_real_fork_alone_counts_only_its_own_calls(tmp_path: Path) -> None:
     logs, data = tmp_path / "qwen", tmp_path / "data"
     copy_real(logs, FORK_CHAT)

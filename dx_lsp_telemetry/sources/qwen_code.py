@@ -6,16 +6,19 @@ Each chat is an append-only log of `ChatRecord`s `{uuid, parentUuid, sessionId, 
 subtype, …}`. Every model call of the session, its background helpers' included (the memory
 extractor, subagents), is a `system` record of subtype `ui_telemetry` whose
 `systemPayload.uiEvent` is a `qwen-code.api_response` with the call's counts: one record each,
-keyed by the record's `uuid`. The `assistant` record that follows a main call repeats its
-`usageMetadata` (a subagent's rounds repeat theirs in `subagents/`, not read): counting both is
-the peers' double count, so an `assistant` record counts only in a chat that has shown no
-`api_response` (versions that wrote none). A fork (`--fork-session`, `/branch`) copies the
-parent's records with their `uuid` under a new session id and `forkedFrom`: those are skipped.
-A rewind leaves what it rewound in the log; it was spent and stays counted.
+keyed by what Qwen Code's OTLP export of the call also carries (`session.id`, `prompt_id`,
+`response_id` and the four counts: `_shared_key`), else by the record's `uuid`. The `assistant`
+record that follows a main call repeats its `usageMetadata` (a subagent's rounds repeat theirs
+in `subagents/`, not read): counting both is the peers' double count, so an `assistant` record
+counts only in a chat that has shown no `api_response` (versions that wrote none). A fork
+(`--fork-session`, `/branch`) copies the parent's records with their `uuid` under a new session
+id and `forkedFrom`: those are skipped. A rewind leaves what it rewound in the log; it was spent
+and stays counted.
 
 The prompt count includes the cache (and cache writes, which are not told apart); thoughts are
 inside the output count with OpenAI-compatible providers, beside it with Gemini's (`genai_usage`).
-Only counts, the model and the timestamp are taken: never the response text, prompt ids or cwd.
+Only counts, the model and the timestamp are stored (the ids only hashed into the key): never
+the response text, the prompt or the cwd.
 """
 
 from __future__ import annotations
@@ -139,7 +142,9 @@ def _record(data: dict[str, Any], state: FileState) -> SourceRecord | None:
         if not isinstance(event, dict) or event.get("event.name") != API_RESPONSE:
             return None
         state["telemetry"] = True
-        return _usage_record(data, event, _EVENT, event.get("model"))
+        return _usage_record(
+            data, event, _EVENT, event.get("model"), shared=_shared_key(data, event)
+        )
     if kind == "assistant" and not state.get("telemetry"):
         usage = data.get("usageMetadata")
         if usage is None:
@@ -150,8 +155,25 @@ def _record(data: dict[str, Any], state: FileState) -> SourceRecord | None:
     return None
 
 
+def _shared_key(data: dict[str, Any], event: dict[str, Any]) -> str | None:
+    """The call's identity as Qwen Code's OTLP `qwen-code.api_response` log states it too:
+    session, prompt id, the API's response id and the counts (some providers' response ids
+    repeat: the counts keep two calls of one prompt apart). None without those ids."""
+    ids = [data.get("sessionId"), event.get("prompt_id"), event.get("response_id")]
+    parts = [p for p in ids if isinstance(p, str) and p]
+    if len(parts) < len(ids):
+        return None
+    parts += [str(genai_usage.count(event, name)) for name in _EVENT[:4]]
+    return ":".join(parts)
+
+
 def _usage_record(
-    data: dict[str, Any], usage: dict[str, Any], fields: tuple[str, ...], model: Any
+    data: dict[str, Any],
+    usage: dict[str, Any],
+    fields: tuple[str, ...],
+    model: Any,
+    *,
+    shared: str | None = None,
 ) -> SourceRecord:
     uuid = data.get("uuid")
     if not isinstance(uuid, str) or not uuid:
@@ -166,7 +188,7 @@ def _usage_record(
     counts = [genai_usage.count(usage, name) for name in fields]
     found = genai_usage.buckets(*counts, thoughts_apart=False)
     return SourceRecord(
-        key=uuid,
+        key=shared or uuid,
         timestamp=when,
         model=model.strip()[:MAX_MODEL] if isinstance(model, str) and model.strip() else None,
         input_tokens=found.input,
