@@ -26,6 +26,8 @@ SOURCE_TOOLS: dict[str, str] = {
     "kiloCode": "kilo-code",
     "continue": "continue",
     "opencode": "opencode",
+    "geminiCli": "gemini-cli",
+    "qwenCode": "qwen-code",
 }
 
 #: Keys of the section that belong to the extension, not the sidecar.

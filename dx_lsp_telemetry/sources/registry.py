@@ -11,18 +11,31 @@ from dx_lsp_telemetry.sources.claude_code import ClaudeCode
 from dx_lsp_telemetry.sources.cline import Cline, KiloCode, RooCode
 from dx_lsp_telemetry.sources.codex import Codex
 from dx_lsp_telemetry.sources.continue_dev import Continue
+from dx_lsp_telemetry.sources.gemini_cli import GeminiCli
 from dx_lsp_telemetry.sources.opencode import OpenCode
+from dx_lsp_telemetry.sources.qwen_code import QwenCode
 
 #: settings name -> class (sources keep per-process caches, so each user makes its own)
 SOURCES: dict[str, type[Source]] = {
-    cls.name: cls for cls in (ClaudeCode, Codex, Cline, RooCode, KiloCode, Continue, OpenCode)
+    cls.name: cls
+    for cls in (
+        ClaudeCode,
+        Codex,
+        Cline,
+        RooCode,
+        KiloCode,
+        Continue,
+        OpenCode,
+        GeminiCli,
+        QwenCode,
+    )
 }
 
 
 def by_label(label: str) -> type[Source] | None:
-    """The source labelled `label` (e.g. `claude-code`), or of that settings name
-    (`claudeCode`): `scan --source` accepts both spellings."""
-    return next((cls for cls in SOURCES.values() if label in (cls.label, cls.name)), None)
+    """The source `scan --source` names: by its label (`claude-code`) or settings key
+    (`claudeCode`)."""
+    return SOURCES.get(label) or next((c for c in SOURCES.values() if c.label == label), None)
 
 
 def homes_for(

@@ -9,6 +9,7 @@ All reading happens on one thread of its own, never on the editor's request path
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -34,6 +35,15 @@ class _Active:
     ingestor: Ingestor
     config: tuple[Any, ...]
     next_scan: float
+    #: the folders watched for it: a hint is its only from there (two tools' `wants` may both
+    #: match a path, e.g. `projects/…/*.jsonl` of Claude Code and of Qwen Code)
+    roots: tuple[str, ...] = ()
+
+    def owns(self, path: Path) -> bool:
+        if not self.ingestor.source.wants(path):
+            return False
+        text = str(path)
+        return not self.roots or any(text.startswith(os.path.join(r, "")) for r in self.roots)
 
 
 class SourceWatcher:
@@ -96,7 +106,7 @@ class SourceWatcher:
         with self._cv:
             for name, active in self._active.items():
                 source = active.ingestor.source
-                if source.wants(candidate):
+                if active.owns(candidate):
                     # the first hint sets the time; later ones do not postpone it, so a file
                     # written continuously is still read every `debounce_seconds`
                     if path not in self._hinted:
@@ -107,11 +117,11 @@ class SourceWatcher:
     def _restart_observer(self) -> None:
         self._stop_observer()
         with self._cv:
-            dirs = [
-                d
-                for a in self._active.values()
-                for d in a.ingestor.source.watch_dirs(a.ingestor.homes)
-            ]
+            dirs = []
+            for a in self._active.values():
+                mine = a.ingestor.source.watch_dirs(a.ingestor.homes)
+                a.roots = tuple(str(d) for d in mine)
+                dirs += mine
         if not dirs:
             return
         from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -192,7 +202,7 @@ class SourceWatcher:
                     continue
                 self._retries[key] = attempts
                 for name, active in self._active.items():
-                    if active.ingestor.source.wants(path):
+                    if active.owns(path):
                         due = time.monotonic() + active.ingestor.source.debounce_seconds
                         self._hinted.setdefault(key, (name, due))
                         break
