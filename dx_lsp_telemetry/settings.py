@@ -25,6 +25,11 @@ SOURCE_TOOLS: dict[str, str] = {
     "rooCode": "roo-code",
     "kiloCode": "kilo-code",
     "continue": "continue",
+    "droid": "droid",
+    "goose": "goose",
+    "zed": "zed",
+    "junie": "junie",
+    "aider": "aider",
 }
 
 #: Keys of the section that belong to the extension, not the sidecar.

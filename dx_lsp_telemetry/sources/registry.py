@@ -6,21 +6,29 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from dx_lsp_telemetry.settings import Settings
+from dx_lsp_telemetry.sources.aider import Aider
 from dx_lsp_telemetry.sources.base import Source
 from dx_lsp_telemetry.sources.claude_code import ClaudeCode
 from dx_lsp_telemetry.sources.cline import Cline, KiloCode, RooCode
 from dx_lsp_telemetry.sources.codex import Codex
 from dx_lsp_telemetry.sources.continue_dev import Continue
+from dx_lsp_telemetry.sources.droid import Droid
+from dx_lsp_telemetry.sources.goose import Goose
+from dx_lsp_telemetry.sources.junie import Junie
+from dx_lsp_telemetry.sources.zed import Zed
 
 #: settings name -> class (sources keep per-process caches, so each user makes its own)
 SOURCES: dict[str, type[Source]] = {
     cls.name: cls for cls in (ClaudeCode, Codex, Cline, RooCode, KiloCode, Continue)
 }
+#: the running-total sources and the event logs that came with them
+SOURCES.update({cls.name: cls for cls in (Droid, Goose, Zed, Junie, Aider)})
 
 
 def by_label(label: str) -> type[Source] | None:
-    """The source labelled `label` (e.g. `claude-code`), as `scan --source` names it."""
-    return next((cls for cls in SOURCES.values() if cls.label == label), None)
+    """The source labelled `label` (e.g. `claude-code`), as `scan --source` names it, or
+    named so in the settings (`claudeCode`): both spellings are accepted."""
+    return next((c for c in SOURCES.values() if label in (c.label, c.name)), None)
 
 
 def homes_for(
