@@ -122,6 +122,8 @@ class RunningTotals:
             state = copy.deepcopy(self._scanned.get(sid))
             if state is None:
                 state = self._from_ledger(sid, snap.created)
+                if state is not None:
+                    self._scanned[sid] = copy.deepcopy(state)
             merged = state is not None
             self._verified.add(sid)
         else:
@@ -145,7 +147,11 @@ class RunningTotals:
         if any(growth):
             record = self._grow(sid, state, snap, growth, cost_growth)
         sessions[sid] = state
-        self._scanned[sid] = copy.deepcopy(state)
+        held = self._scanned.get(sid)
+        if held is None or record is not None or sum(state["b"]) >= sum(held["b"]):
+            # a stale copy (a lower total) lowers its own file's base only: a copy read later
+            # starts from the most that was counted
+            self._scanned[sid] = copy.deepcopy(state)
         return record, reset
 
     def _grow(
