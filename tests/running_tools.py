@@ -160,11 +160,12 @@ INSERT INTO schema_version (version) VALUES (13);
 class GooseDb:
     """Goose's `sessions.db` (WAL mode, as sqlx opens it), written as Goose does."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, wal: bool = True) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.db = sqlite3.connect(path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        if wal:
+            self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(GOOSE_SCHEMA)
 
     def session(
