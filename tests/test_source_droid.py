@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from dx_lsp_telemetry.sources.droid import Droid
+from dx_lsp_telemetry.sources.ingest import Ingestor
 from tests.harness import cli_json, date_ago, run_cli
 from tests.running_tools import CANARY, Clock, Home, droid_settings, utc
 
@@ -216,3 +217,34 @@ def test_cli_scan_sources_and_both_spellings(home: Path, tmp_path: Path) -> None
     for label in ("droid", "goose", "zed", "junie", "aider", "claude-code", "continue"):
         assert label in rows, label  # every source, found or not
     assert rows["droid"]["records"] == 1 and rows["zed"]["files"] == 0
+
+
+def test_two_windows_reading_at_the_same_time_count_once(droid: Home) -> None:
+    """Two sidecars scanning concurrently while Droid keeps rewriting the file."""
+    import threading
+
+    other = droid.process()
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def keep_scanning(ingestor: Ingestor) -> None:
+        try:
+            while not stop.is_set():
+                ingestor.scan()
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=keep_scanning, args=(i,)) for i in (droid.ingestor, other)]
+    for t in threads:
+        t.start()
+    try:
+        for n in range(1, 31):  # a call every 2 minutes of the tool's clock: 10:00 to 11:00
+            call(droid, f"{D1}T10:{(2 * n) % 60:02d}:00".replace("T10:00", "T11:00"), n * 100, n)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert errors == []
+    droid.scan()
+    other.scan()
+    assert droid.tokens() == {D1: (3000, 30, 0, 0)}

@@ -107,8 +107,7 @@ class Goose(Source):
             return ReadResult([], state, retry=True)
         except sqlite_ro.Broken as exc:
             return ReadResult([], state, problem=f"not a readable Goose database ({exc})")
-        if sig != sqlite_ro.signature(path):
-            return ReadResult([], state, retry=True)  # committed to while read
+        # one SELECT is one snapshot: a commit after `sig` was taken is read again next time
         snapshots: list[Snapshot] = []
         bad: list[str] = []
         for row in rows:
