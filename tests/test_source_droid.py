@@ -248,3 +248,15 @@ def test_two_windows_reading_at_the_same_time_count_once(droid: Home) -> None:
     droid.scan()
     other.scan()
     assert droid.tokens() == {D1: (3000, 30, 0, 0)}
+
+
+def test_a_change_time_ahead_of_the_clock_is_dated_now(droid: Home) -> None:
+    path = session(droid)
+    droid_settings(path, inp=100, out=10, when=utc(f"{D2}T12:00:00"))  # the tool's clock ahead
+    droid.clock.at(f"{D1}T10:00:00")
+    assert droid.scan().records == 1
+    assert droid.tokens() == {D1: (100, 10, 0, 0)}
+    droid_settings(path, inp=150, out=15, when=utc(f"{D1}T09:00:00"))  # and then behind
+    droid.clock.at(f"{D1}T10:30:00")
+    assert droid.scan().records == 1  # after the last count: now, never before it
+    assert droid.tokens() == {D1: (150, 15, 0, 0)}
