@@ -28,6 +28,11 @@ SOURCE_TOOLS: dict[str, str] = {
     "opencode": "opencode",
     "geminiCli": "gemini-cli",
     "qwenCode": "qwen-code",
+    "droid": "droid",
+    "goose": "goose",
+    "zed": "zed",
+    "junie": "junie",
+    "aider": "aider",
 }
 
 #: Keys of the section that belong to the extension, not the sidecar.

@@ -77,3 +77,39 @@ async def test_a_line_appended_to_a_claude_transcript_shows_in_status(
         )
     ledger = "".join(p.read_text() for p in (home / "ledger").glob("*.jsonl"))
     assert "secret" not in ledger and "s1" not in ledger and "msg_1" not in ledger
+
+
+async def test_a_goose_call_committed_to_its_wal_shows_in_status(
+    home: Path, tmp_path: Path
+) -> None:
+    """A running total, live: Goose's commit touches only `sessions.db-wal`; the watcher's
+    hint for it reads the database, and the growth shows once."""
+    from tests.running_tools import GooseDb
+
+    def now_text() -> str:
+        return utc_now().strftime("%Y-%m-%d %H:%M:%S")
+
+    db = GooseDb(tmp_path / "goose" / "sessions" / "sessions.db")
+    db.session("20260101_1", now_text())
+    db.call("20260101_1", now_text(), inp=1000, out=100, cr=600)
+    settings: dict[str, Any] = {
+        **BASE_SETTINGS,
+        "flush": {"enabled": False, "delaySeconds": 0},
+        "sources": {"goose": {"enabled": True, "path": str(db.path.parent)}},
+    }
+    try:
+        async with sidecar(home, settings) as client:
+
+            async def goose_today(want: int) -> bool:
+                status = await client.status()
+                tools = status["today"]["tools"].get("goose", {})
+                return bool(tools.get("output_tokens") == want)
+
+            await until_async(lambda: goose_today(100), what="the initial scan")
+            db.call("20260101_1", now_text(), inp=500, out=50, cr=400)
+            await until_async(lambda: goose_today(150), timeout=10, what="the commit")
+            status = await client.status()
+            assert status["today"]["tools"]["goose"]["input_tokens"] == 500
+            assert status["today"]["tools"]["goose"]["cache_read_tokens"] == 1000
+    finally:
+        db.close()

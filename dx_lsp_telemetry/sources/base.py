@@ -79,6 +79,14 @@ class Source(ABC):
     def read(self, path: Path, state: FileState) -> ReadResult:
         """The records new since `state` (empty for a file not read before)."""
 
+    def begin(self, ledger_dir: Path, now: datetime) -> None:  # noqa: B027 (an optional hook)
+        """A scan of this source starts (under its lock): a source whose records depend on what
+        the ledger holds (running totals) takes its bearings. Nothing for most."""
+
+    def file_for(self, path: Path) -> Path:
+        """The file a changed path stands for (a database's `-wal` file: the database)."""
+        return path
+
     #: rewritten files are re-read only after this many seconds of quiet
     debounce_seconds: ClassVar[float] = 0.2
     #: whether files may be read by separate processes (`scan` of the CLI): each file's records

@@ -217,7 +217,8 @@ class Ingestor:
 
     def ingest_paths(self, paths: Iterable[Path]) -> ScanStats:
         """Only these files (a watcher's hints)."""
-        return self._ingest((p for p in paths if self.source.wants(p)), full=False)
+        wanted = dict.fromkeys(self.source.file_for(p) for p in paths if self.source.wants(p))
+        return self._ingest(wanted, full=False)
 
     def _ingest(self, files: Iterable[Path], *, full: bool, workers: int = 1) -> ScanStats:
         stats = ScanStats()
@@ -230,6 +231,7 @@ class Ingestor:
             return stats
         try:
             self.checkpoints.refresh()  # another process may have moved on
+            self.source.begin(self.paths.ledger_dir, self._clock())
             seen: set[str] = set()
             shared = False
             if workers > 1 and self.source.parallel_reads:

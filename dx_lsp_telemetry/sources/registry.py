@@ -6,14 +6,19 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from dx_lsp_telemetry.settings import Settings
+from dx_lsp_telemetry.sources.aider import Aider
 from dx_lsp_telemetry.sources.base import Source
 from dx_lsp_telemetry.sources.claude_code import ClaudeCode
 from dx_lsp_telemetry.sources.cline import Cline, KiloCode, RooCode
 from dx_lsp_telemetry.sources.codex import Codex
 from dx_lsp_telemetry.sources.continue_dev import Continue
+from dx_lsp_telemetry.sources.droid import Droid
 from dx_lsp_telemetry.sources.gemini_cli import GeminiCli
+from dx_lsp_telemetry.sources.goose import Goose
+from dx_lsp_telemetry.sources.junie import Junie
 from dx_lsp_telemetry.sources.opencode import OpenCode
 from dx_lsp_telemetry.sources.qwen_code import QwenCode
+from dx_lsp_telemetry.sources.zed import Zed
 
 #: settings name -> class (sources keep per-process caches, so each user makes its own)
 SOURCES: dict[str, type[Source]] = {
@@ -28,6 +33,11 @@ SOURCES: dict[str, type[Source]] = {
         OpenCode,
         GeminiCli,
         QwenCode,
+        Droid,
+        Goose,
+        Zed,
+        Junie,
+        Aider,
     )
 }
 
