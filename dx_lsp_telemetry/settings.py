@@ -25,6 +25,7 @@ SOURCE_TOOLS: dict[str, str] = {
     "rooCode": "roo-code",
     "kiloCode": "kilo-code",
     "continue": "continue",
+    "copilotChat": "copilot-chat",
 }
 
 #: Keys of the section that belong to the extension, not the sidecar.

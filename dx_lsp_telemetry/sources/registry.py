@@ -11,16 +11,18 @@ from dx_lsp_telemetry.sources.claude_code import ClaudeCode
 from dx_lsp_telemetry.sources.cline import Cline, KiloCode, RooCode
 from dx_lsp_telemetry.sources.codex import Codex
 from dx_lsp_telemetry.sources.continue_dev import Continue
+from dx_lsp_telemetry.sources.copilot_chat import CopilotChat
 
 #: settings name -> class (sources keep per-process caches, so each user makes its own)
 SOURCES: dict[str, type[Source]] = {
-    cls.name: cls for cls in (ClaudeCode, Codex, Cline, RooCode, KiloCode, Continue)
+    cls.name: cls for cls in (ClaudeCode, Codex, Cline, RooCode, KiloCode, Continue, CopilotChat)
 }
 
 
 def by_label(label: str) -> type[Source] | None:
-    """The source labelled `label` (e.g. `claude-code`), as `scan --source` names it."""
-    return next((cls for cls in SOURCES.values() if cls.label == label), None)
+    """The source `scan --source` names: by its label (`claude-code`) or its settings key
+    (`claudeCode`)."""
+    return next((cls for cls in SOURCES.values() if label in (cls.label, cls.name)), None)
 
 
 def homes_for(
