@@ -26,6 +26,7 @@ SOURCE_TOOLS: dict[str, str] = {
     "kiloCode": "kilo-code",
     "continue": "continue",
     "copilotChat": "copilot-chat",
+    "copilotCli": "copilot-cli",
 }
 
 #: Keys of the section that belong to the extension, not the sidecar.

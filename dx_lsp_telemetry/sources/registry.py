@@ -12,10 +12,12 @@ from dx_lsp_telemetry.sources.cline import Cline, KiloCode, RooCode
 from dx_lsp_telemetry.sources.codex import Codex
 from dx_lsp_telemetry.sources.continue_dev import Continue
 from dx_lsp_telemetry.sources.copilot_chat import CopilotChat
+from dx_lsp_telemetry.sources.copilot_cli import CopilotCli
 
 #: settings name -> class (sources keep per-process caches, so each user makes its own)
 SOURCES: dict[str, type[Source]] = {
-    cls.name: cls for cls in (ClaudeCode, Codex, Cline, RooCode, KiloCode, Continue, CopilotChat)
+    cls.name: cls
+    for cls in (ClaudeCode, Codex, Cline, RooCode, KiloCode, Continue, CopilotChat, CopilotCli)
 }
 
 
