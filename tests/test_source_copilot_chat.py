@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-import dx_lsp_telemetry.sources.copilot_chat as copilot_chat
+import dx_lsp_telemetry.sources.chat_session_doc as sdoc
 from dx_lsp_telemetry.paths import DataPaths
 from dx_lsp_telemetry.sources.copilot_chat import CopilotChat, user_data_dirs
 from dx_lsp_telemetry.sources.ingest import IngestOptions, Ingestor, ScanStats
@@ -288,13 +288,13 @@ def test_huge_lines_of_tool_output_are_not_decoded(
     write(path, set_(["inputState", "inputText"], "z" * (4 << 20)))
     write(path, set_(["requests", 0, "result"], result(100, 10)))
     decoded: list[int] = []
-    real = copilot_chat._decode
+    real = sdoc.decode_line
 
     def counting(line: bytes) -> Any:
         decoded.append(len(line))
         return real(line)
 
-    monkeypatch.setattr(copilot_chat, "_decode", counting)
+    monkeypatch.setattr(sdoc, "decode_line", counting)
     assert chat.scan().records == 1
     assert max(decoded) < 1 << 20  # the 24 MB and 4 MB lines were skipped by their path
     assert len(decoded) == 3

@@ -18,6 +18,7 @@ end, a path through a value that is not an object) raises `Misfit`, as VS Code's
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any, Union
 
 #: a kept scalar (counts, timestamps, models); `ID`: a kept id, hashed; a dict: an object with
@@ -158,6 +159,22 @@ def patch_head(line: bytes) -> tuple[int, list[Any]] | None:
         else:
             return None
     return kind, path
+
+
+def decode_line(line: bytes) -> Any:
+    """A patch line; a line torn by a crash and followed, on the same line, by the patches
+    written after it loses only the torn part."""
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError):
+        pass
+    start = line.find(b'{"kind":', 1)
+    while start > 0:
+        try:
+            return json.loads(line[start:])
+        except (ValueError, RecursionError):
+            start = line.find(b'{"kind":', start + 1)
+    raise Misfit("not JSON")
 
 
 _NOT_KEPT: Any = object()

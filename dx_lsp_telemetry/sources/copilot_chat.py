@@ -184,7 +184,7 @@ class CopilotChat(Source):
             if head is not None and not sdoc.wanted(*head):
                 continue
             try:
-                doc = sdoc.apply(doc, _decode(line))
+                doc = sdoc.apply(doc, sdoc.decode_line(line))
             except sdoc.Misfit as exc:
                 bad.append(f"line {number}: {exc}")
         state["sent"], state["bad"] = sent, reported
@@ -330,22 +330,6 @@ def _model(request: dict[str, Any]) -> str | None:
         model = model.strip()
         return model[len("copilot/") :] if model.startswith("copilot/") else model
     return None
-
-
-def _decode(line: bytes) -> Any:
-    """A patch line; a line torn by a crash and followed, on the same line, by the patches
-    written after it loses only the torn part."""
-    try:
-        return json.loads(line)
-    except (ValueError, RecursionError):
-        pass
-    start = line.find(b'{"kind":', 1)
-    while start > 0:
-        try:
-            return json.loads(line[start:])
-        except (ValueError, RecursionError):
-            start = line.find(b'{"kind":', start + 1)
-    raise sdoc.Misfit("not JSON")
 
 
 def _only_appended(path: Path, state: FileState) -> bool:
