@@ -36,7 +36,8 @@ from typing import Any, ClassVar
 
 from dx_lsp_telemetry.sources import chat_session_doc as sdoc
 from dx_lsp_telemetry.sources.base import FileState, ReadResult, Source, SourceRecord
-from dx_lsp_telemetry.sources.tail import appended_lines, identity, unchanged
+from dx_lsp_telemetry.sources.tail import identity, unchanged
+from dx_lsp_telemetry.sources.tail_select import chosen_lines, line_number
 
 #: VS Code and the forks that run Copilot Chat (the `productName` naming their data folder)
 PRODUCTS = ("Code", "Code - Insiders", "Code - Exploration", "VSCodium")
@@ -165,28 +166,22 @@ class CopilotChat(Source):
     def _read_log(self, path: Path, state: FileState) -> ReadResult:
         if unchanged(path, state):
             return ReadResult([], state)
-        sent: dict[str, list[Any]] = dict(state.get("sent") or {})
+        sent: dict[str, str] = dict(state.get("sent") or {})
         reported: list[str] = list(state.get("bad") or [])
         if not _only_appended(path, state):
             state.clear()  # compacted or replaced: replayed from its first line
         bad: list[str] = []
         doc: dict[str, Any] | None = None
         loaded = False
-        lines = appended_lines(path, state)
-        for _offset, line in lines:
+        for offset, line in chosen_lines(path, state, _wanted):
             if not loaded:  # after the reader's own check of the file (it may start over)
                 doc, loaded = state.get("doc"), True
-            number = int(state.get("lines", 0)) + 1
-            state["lines"] = number
             if not line.strip():
-                continue
-            head = sdoc.patch_head(line)
-            if head is not None and not sdoc.wanted(*head):
                 continue
             try:
                 doc = sdoc.apply(doc, sdoc.decode_line(line))
             except sdoc.Misfit as exc:
-                bad.append(f"line {number}: {exc}")
+                bad.append(f"line {line_number(path, offset)}: {exc}")
         state["sent"], state["bad"] = sent, reported
         if not loaded:
             return ReadResult([], state, problem=_problem(bad, []))
@@ -223,7 +218,7 @@ class CopilotChat(Source):
             cut = "not valid JSON (a write cut short?); read again when it changes"
             return ReadResult([], state, retry=True, problem=cut if again else None)
         self._failed.pop(key, None)
-        sent: dict[str, list[Any]] = dict(state.get("sent") or {})
+        sent: dict[str, str] = dict(state.get("sent") or {})
         reported: list[str] = list(state.get("bad") or [])
         racy = time.time_ns() - signature[3] < RACY_NS
         new_state: FileState = {
@@ -240,7 +235,7 @@ class CopilotChat(Source):
         return ReadResult(records, new_state, problem=_problem([], _new(problems, reported)))
 
     def _records(
-        self, path: Path, doc: Any, sent: dict[str, list[Any]]
+        self, path: Path, doc: Any, sent: dict[str, str]
     ) -> tuple[list[SourceRecord], list[str]]:
         """The session's requests with counts not emitted with these values yet; `sent` is
         updated, and keeps only the requests still in the session."""
@@ -267,10 +262,13 @@ class CopilotChat(Source):
                 continue
             if found is None:
                 continue
+            # short fingerprints: the checkpoint holds one per request of every session
             key, record, signature = found
-            present.add(key)
-            if sent.get(key) != signature:
-                sent[key] = signature
+            slot = sdoc.hash_id(key)[:16]
+            present.add(slot)
+            mark = sdoc.hash_id(json.dumps(signature))[:8]
+            if sent.get(slot) != mark:
+                sent[slot] = mark
                 records.append(record)
         for key in [k for k in sent if k not in present]:
             del sent[key]
@@ -332,9 +330,16 @@ def _model(request: dict[str, Any]) -> str | None:
     return None
 
 
+def _wanted(head: bytes) -> bool:
+    """Whether a patch line can change what is kept, from its first bytes (a line not in the
+    usual shape is decoded to see)."""
+    found = sdoc.patch_head(head)
+    return found is None or sdoc.wanted(*found)
+
+
 def _only_appended(path: Path, state: FileState) -> bool:
     """Whether the bytes before the checkpointed offset are still the ones read: the size and
-    first bytes `appended_lines` checks do not catch a compaction that grew past the offset."""
+    first bytes `chosen_lines` checks do not catch a compaction that grew past the offset."""
     offset = int(state.get("offset", 0))
     if not offset or "tail" not in state:
         return True
@@ -361,13 +366,9 @@ def _new(problems: list[str], reported: list[str]) -> list[str]:
 def _problem(bad: list[str], problems: list[str]) -> str | None:
     parts = []
     if bad:
-        shown = "; ".join(bad[:MAX_EXAMPLES]) + ("; ..." if len(bad) > MAX_EXAMPLES else "")
-        parts.append(f"skipped {len(bad)} unreadable lines ({shown})")
+        parts.append(f"skipped {len(bad)} unreadable lines ({_examples(bad)})")
     if problems:
-        shown = "; ".join(problems[:MAX_EXAMPLES]) + (
-            "; ..." if len(problems) > MAX_EXAMPLES else ""
-        )
-        parts.append(f"skipped {len(problems)} requests ({shown})")
+        parts.append(f"skipped {len(problems)} requests ({_examples(problems)})")
     return "; ".join(parts) or None
 
 

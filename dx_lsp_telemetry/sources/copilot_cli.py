@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from dx_lsp_telemetry.days import parse_ts
 from dx_lsp_telemetry.sources.base import FileState, ReadResult, Source, SourceRecord, files_under
-from dx_lsp_telemetry.sources.tail import appended_lines_containing
+from dx_lsp_telemetry.sources.tail_select import chosen_lines, line_number
 
 USAGE_RECORD = "session.usage_record"
 _NEEDLE = b'"session.usage_record"'
@@ -68,7 +68,7 @@ class CopilotCli(Source):
         session = path.parent.name if path.name == "events.jsonl" else path.stem
         records: list[SourceRecord] = []
         bad: list[tuple[int, str]] = []
-        for offset, line in appended_lines_containing(path, state, _NEEDLE):
+        for offset, line in chosen_lines(path, state, _has_usage):
             try:
                 record = _record(session, _decode(line))
             except (ValueError, TypeError, KeyError) as exc:
@@ -78,10 +78,15 @@ class CopilotCli(Source):
                 records.append(record)
         problem = None
         if bad:
-            shown = [f"line {_line_number(path, o)}: {why}" for o, why in bad[:MAX_EXAMPLES]]
+            shown = [f"line {line_number(path, o)}: {why}" for o, why in bad[:MAX_EXAMPLES]]
             more = "; ..." if len(bad) > MAX_EXAMPLES else ""
             problem = f"skipped {len(bad)} unreadable usage records ({'; '.join(shown)}{more})"
         return ReadResult(records, state, problem=problem)
+
+
+def _has_usage(head: bytes) -> bool:
+    """The CLI writes `type` first: a usage record says so in its first bytes."""
+    return _NEEDLE in head
 
 
 def _record(folder_session: str, event: Any) -> SourceRecord | None:
@@ -147,20 +152,3 @@ def _decode(line: bytes) -> Any:
         except ValueError:
             start = line.find(b'{"type":', start + 1)
     raise ValueError("not JSON")
-
-
-def _line_number(path: Path, offset: int) -> int:
-    """The line at byte `offset` (problems only: this reads the file up to there)."""
-    count = 1
-    try:
-        with open(path, "rb") as f:
-            left = offset
-            while left > 0:
-                chunk = f.read(min(left, 1 << 20))
-                if not chunk:
-                    break
-                count += chunk.count(b"\n")
-                left -= len(chunk)
-    except OSError:
-        pass
-    return count
