@@ -33,6 +33,8 @@ SOURCE_TOOLS: dict[str, str] = {
     "zed": "zed",
     "junie": "junie",
     "aider": "aider",
+    "copilotChat": "copilot-chat",
+    "copilotCli": "copilot-cli",
 }
 
 #: Keys of the section that belong to the extension, not the sidecar.

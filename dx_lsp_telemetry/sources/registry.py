@@ -12,6 +12,8 @@ from dx_lsp_telemetry.sources.claude_code import ClaudeCode
 from dx_lsp_telemetry.sources.cline import Cline, KiloCode, RooCode
 from dx_lsp_telemetry.sources.codex import Codex
 from dx_lsp_telemetry.sources.continue_dev import Continue
+from dx_lsp_telemetry.sources.copilot_chat import CopilotChat
+from dx_lsp_telemetry.sources.copilot_cli import CopilotCli
 from dx_lsp_telemetry.sources.droid import Droid
 from dx_lsp_telemetry.sources.gemini_cli import GeminiCli
 from dx_lsp_telemetry.sources.goose import Goose
@@ -30,8 +32,10 @@ SOURCES: dict[str, type[Source]] = {
         RooCode,
         KiloCode,
         Continue,
-        OpenCode,
+        CopilotChat,
         GeminiCli,
+        OpenCode,
+        CopilotCli,
         QwenCode,
         Droid,
         Goose,
