@@ -36,6 +36,7 @@ from dx_lsp_telemetry.journal import Journal
 from dx_lsp_telemetry.ledger import Appended, LedgerError, LedgerWriter
 from dx_lsp_telemetry.ledger_index import LedgerIndex
 from dx_lsp_telemetry.logs import Throttle
+from dx_lsp_telemetry.otlp.receiver import OtlpReceiver
 from dx_lsp_telemetry.paths import DataPaths
 from dx_lsp_telemetry.private import FILE_MODE, create_private_text, private_dir
 from dx_lsp_telemetry.pusher import ConfigurationError, CycleReport, PushBusy, Pusher, PushError
@@ -58,6 +59,8 @@ T = TypeVar("T")
 Done = Callable[[Union[dict[str, Any], BaseException]], None]  # noqa: UP007 (3.9)
 
 LEADER_RETRY_SECONDS = 30.0
+#: with the OTLP receiver on: exporters retry for seconds only, so a new leader must follow soon
+OTLP_LEADER_RETRY_SECONDS = 2.0
 OTHERS_CHECK_SECONDS = 1.0
 #: a quick record's own lines are indexed this long after it, or once they are this many bytes
 QUICK_INDEX_AFTER = 0.05
@@ -122,6 +125,9 @@ class Telemetry:
         self._clock_offset: float | None = None
         self._day_tick = asyncio.Event()
         self._settings_throttle = Throttle(first=20)
+        self._otlp = OtlpReceiver(
+            paths, self.submit_record, lambda: self.settings, on_change=self._mark_dirty
+        )
 
     @property
     def settings(self) -> Settings:
@@ -148,6 +154,7 @@ class Telemetry:
             self._apply_enabled()
         if self._sources is not None:
             self._sources.apply(after)
+        self._otlp.apply(after, self.leader)
         self._mark_dirty()
 
     def _log_problems(self, previous: ParsedSettings) -> None:
@@ -192,6 +199,7 @@ class Telemetry:
         self._spawn(self._day_loop())
         self._spawn(self._notify_loop())
         self._spawn(self._others_loop())
+        self._otlp.apply(self.settings, self.leader)
         self._apply_enabled()
         self._mark_dirty()
 
@@ -225,6 +233,7 @@ class Telemetry:
         """Quick and local: no network. A push in flight is left to the next start to judge."""
         if self._sources is not None:
             self._sources.stop()
+        await self._otlp.stop()
         for task in list(self._tasks):
             task.cancel()
         try:
@@ -362,10 +371,14 @@ class Telemetry:
                 f"pushes paused: {self._pusher.pause_reason}. They resume when the token or "
                 "settings change, or with Flush Now"
             )
+        if self._otlp.problem:
+            problems.append(self._otlp.problem)
         inputs = StatusInputs(
             self.paths.home, self.leader, self.settings, problems, self._token, self._clock()
         )
-        return build_status(inputs, self._index, self._journal)
+        status = build_status(inputs, self._index, self._journal)
+        status["otlp"] = self._otlp.status()
+        return status
 
     async def flush_now(self) -> dict[str, Any]:
         report = await self._run_push(
@@ -400,9 +413,11 @@ class Telemetry:
                 self._mark_dirty()
                 self._schedule_task = self._spawn(self._schedule_loop())
                 self._start_sources()
+                self._otlp.apply(self.settings, True)
                 await self._run_io(self._prune)
                 return
-            await asyncio.sleep(LEADER_RETRY_SECONDS)
+            otlp = self.settings.enabled and self.settings.otlp.enabled
+            await asyncio.sleep(OTLP_LEADER_RETRY_SECONDS if otlp else LEADER_RETRY_SECONDS)
 
     def _start_sources(self) -> None:
         """Only the leader reads AI tools' logs: one reader per machine, whatever the windows."""
