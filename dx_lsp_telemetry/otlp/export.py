@@ -62,7 +62,9 @@ def decode(signal: str, raw: bytes, content_encoding: str | None) -> Decoded:
         except usage.RecordError as exc:
             found.rejected.append(str(exc))
             continue
-        if taken is None:
+        if taken is None or taken.token_total == 0:
+            # not usage; or none in it (Codex 0.169 sends each `response.completed` twice,
+            # first without counts; the log sources skip empty records too)
             found.ignored += 1
         else:
             found.usages.append(taken)

@@ -39,8 +39,9 @@ class Resource:
 class LogView:
     resource: Resource
     attributes: Attributes
-    #: `eventName`, else the `event.name` attribute, else a string body (as tools vary)
-    name: str
+    #: what may name the event (tools vary): `eventName` (Codex: its source line), the
+    #: `event.name` attribute (Claude Code: the short `api_request`), a string body
+    names: tuple[str, ...]
     time_ns: int | None
     observed_ns: int | None
 
@@ -66,7 +67,7 @@ def log_records(request: dict[str, Any]) -> Iterator[LogView]:
             yield LogView(
                 resource,
                 attributes,
-                _log_name(record, attributes),
+                _log_names(record, attributes),
                 _nanos(record.get("timeUnixNano"), f"{at}.timeUnixNano"),
                 _nanos(record.get("observedTimeUnixNano"), f"{at}.observedTimeUnixNano"),
             )
@@ -195,16 +196,13 @@ def any_value(raw: Any, depth: int) -> Any:
     return None  # bytesValue, or an empty AnyValue: nothing usage is made of
 
 
-def _log_name(record: dict[str, Any], attributes: Attributes) -> str:
-    """The event's name: tools put it in `eventName`, the `event.name` attribute (Claude Code:
-    the short `api_request`) or the body (`claude_code.api_request`): a full dotted one wins."""
+def _log_names(record: dict[str, Any], attributes: Attributes) -> tuple[str, ...]:
     body = any_value(record.get("body"), MAX_VALUE_DEPTH)
-    names = [
+    return tuple(
         n
         for n in (record.get("eventName"), attributes.get("event.name"), body)
         if isinstance(n, str) and 0 < len(n) <= 200
-    ]
-    return next((n for n in names if "." in n), names[0] if names else "")
+    )
 
 
 def _nanos(raw: Any, where: str) -> int | None:

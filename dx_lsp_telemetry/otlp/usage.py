@@ -9,9 +9,10 @@ GenAI names), so exactly one record type per tool is taken and everything else i
   `input_token_count` includes `cached_content_token_count` (cache reads): input is the
   difference, plus `tool_token_count` (tool results sent back, billed as input); output is
   `output_token_count` + `thoughts_token_count`. No cache writes, no cost.
-- Codex: log `codex.sse_event` with `event.kind` = `response.completed`: input is
-  `input_token_count` - `cached_token_count` (cache reads), output `output_token_count`
-  (reasoning included).
+- Codex: log `codex.sse_event` with `event.kind` = `response.completed` (the one with counts:
+  0.169 sends a first one without): input is `input_token_count` - `cached_token_count` (cache
+  reads) - `cache_write_token_count` (cache writes), output `output_token_count` (reasoning
+  included).
 - GitHub Copilot (Chat and CLI): `chat` spans with `gen_ai.usage.*`: input is `input_tokens`
   minus `cache_read.input_tokens` and `cache_creation.input_tokens` (the GenAI convention counts
   both inside it).
@@ -66,16 +67,26 @@ class Usage:
     cache_read_tokens: int
     cost_usd: float | None = None
 
+    @property
+    def token_total(self) -> int:
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_write_tokens
+            + self.cache_read_tokens
+        )
+
 
 def from_log(view: LogView) -> Usage | None:
     """The usage a log record holds, or None if it is not a record type taken."""
-    name = view.name
-    if name == "claude_code.api_request" or (name == "api_request" and _is_claude(view)):
+    names = view.names
+    if "claude_code.api_request" in names or ("api_request" in names and _is_claude(view)):
         return _claude(view)
-    family = _GEMINI_FAMILY.get(name)
-    if family is not None:
-        return _gemini(view, family)
-    if name == "codex.sse_event" and view.attributes.get("event.kind") == "response.completed":
+    for name in names:
+        family = _GEMINI_FAMILY.get(name)
+        if family is not None:
+            return _gemini(view, family, name)
+    if "codex.sse_event" in names and view.attributes.get("event.kind") == "response.completed":
         return _codex(view)
     return None
 
@@ -168,9 +179,8 @@ def _claude(view: LogView) -> Usage:
     )
 
 
-def _gemini(view: LogView, family: str) -> Usage:
+def _gemini(view: LogView, family: str, where: str) -> Usage:
     a = view.attributes
-    where = view.name
     prompt = _count(a, "input_token_count", where)  # the prompt, its cached part included
     cached = _count(a, "cached_content_token_count", where)
     session = _text(a.get("session.id") or a.get("sessionId"))
@@ -193,6 +203,7 @@ def _codex(view: LogView) -> Usage:
     where = "codex.sse_event"
     total_in = _count(a, "input_token_count", where)
     cached = _count(a, "cached_token_count", where)
+    written = _count(a, "cache_write_token_count", where)  # 0.169 sends it (0 so far)
     output = _count(a, "output_token_count", where)
     # no response id on the event: the conversation, the moment and the counts (a re-sent
     # record is byte for byte the same)
@@ -204,9 +215,9 @@ def _codex(view: LogView) -> Usage:
         event_id,
         _time(view, where),
         _model(a, "model", "slug"),
-        max(0, total_in - cached),
+        max(0, total_in - cached - written),  # the prompt count includes the cache
         output,
-        0,
+        written,
         cached,
     )
 
@@ -260,9 +271,10 @@ def _stamp(view: LogView) -> str:
 
 
 def _time(view: LogView, where: str) -> datetime:
-    nanos = view.time_ns or view.observed_ns
-    if nanos is not None:
-        return _from_nanos(nanos)
+    """The record's time; Codex leaves `timeUnixNano` 0 and says it in `event.timestamp`;
+    the moment the exporter saw it comes last."""
+    if view.time_ns is not None:
+        return _from_nanos(view.time_ns)
     own = view.attributes.get("event.timestamp")
     if isinstance(own, str):
         try:
@@ -271,7 +283,9 @@ def _time(view: LogView, where: str) -> datetime:
             parsed = None
         if parsed is not None and parsed.tzinfo is not None:
             return parsed.astimezone(timezone.utc)
-    raise RecordError(f"{where}: no timeUnixNano, observedTimeUnixNano or event.timestamp")
+    if view.observed_ns is not None:
+        return _from_nanos(view.observed_ns)
+    raise RecordError(f"{where}: no timeUnixNano, event.timestamp or observedTimeUnixNano")
 
 
 def _from_nanos(nanos: int) -> datetime:
