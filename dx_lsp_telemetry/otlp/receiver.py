@@ -113,6 +113,7 @@ class OtlpReceiver:
         if wanted is None:
             self._set("off", None, None)
         else:
+            self._set("starting", wanted, None)
             self._task = asyncio.ensure_future(self._listen(wanted))
 
     def status(self) -> dict[str, Any]:
