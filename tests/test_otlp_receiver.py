@@ -15,6 +15,7 @@ import pytest
 from tests.harness import kill_9, sidecar, start_sidecar, stop_sidecar, until_async
 from tests.otlp_harness import answer, ledger_usage, listening, otlp_settings, post, receiver
 from tests.otlp_payloads import free_port
+from tests.test_lifecycle import EXIT_WITHIN, seconds_to_exit, short_lived_editor
 from tests.test_otlp_http import claude_batch
 
 resource = pytest.importorskip("resource")
@@ -164,3 +165,40 @@ async def test_a_ledger_that_cannot_be_written_answers_503_and_the_retry_lands_o
         assert (again.status_code, answer(again)) == (200, {})
         today = (await client.status())["today"]["tools"]["claude-code"]
         assert (today["events"], today["input_tokens"]) == (1, 8)
+
+
+async def test_the_sidecar_exits_within_2_s_with_connections_open_and_frees_the_port(
+    home: Path,
+) -> None:
+    editor = await short_lived_editor()
+    port = free_port()
+    try:
+        client = await start_sidecar(home, otlp_settings(port), process_id=editor.pid)
+        try:
+            await listening(client, port)
+            kept = httpx.AsyncClient()  # a kept-alive connection, idle
+            assert (
+                await kept.post(
+                    f"http://127.0.0.1:{port}/v1/logs",
+                    content=b"{}",
+                    headers={"Content-Type": "application/json"},
+                )
+            ).status_code == 200
+            _, stalled = await asyncio.open_connection("127.0.0.1", port)
+            stalled.write(b"POST /v1/logs HTTP/1.1\r\nHost: localhost\r\n")  # and silence
+            editor.kill()
+            await editor.wait()
+            start = time.monotonic()
+            assert await seconds_to_exit(client.process, start) < EXIT_WITHIN
+            with socket.socket() as s:  # free for the next leader at once (which, like
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # asyncio, reuses it)
+                s.bind(("127.0.0.1", port))
+                s.listen()
+            stalled.close()
+            await kept.aclose()
+        finally:
+            await stop_sidecar(client)
+    finally:
+        if editor.returncode is None:
+            editor.kill()
+            await editor.wait()

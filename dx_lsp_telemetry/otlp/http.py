@@ -123,8 +123,8 @@ class HttpServer:
         server.close()
         for task in list(self._connections):
             task.cancel()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(server.wait_closed(), 2.0)
+        with contextlib.suppress(Exception):  # the port is free once close() returns
+            await asyncio.wait_for(server.wait_closed(), 0.5)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

@@ -127,8 +127,8 @@ class OtlpReceiver:
     async def stop(self) -> None:
         task = self._stop_task()
         if task is not None:
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(task, 2.0)
+            with contextlib.suppress(BaseException):  # the editor's exit waits for nobody
+                await asyncio.wait_for(task, 0.5)
         self._decoder.shutdown(wait=False)
 
     def _stop_task(self) -> asyncio.Task[None] | None:
