@@ -14,6 +14,8 @@ import json
 import zlib
 from typing import Any
 
+#: the OTLP/HTTP paths and their signals
+SIGNALS = {"/v1/logs": "logs", "/v1/metrics": "metrics", "/v1/traces": "traces"}
 JSON = "application/json"
 PROTOBUF = "application/x-protobuf"
 #: a body after gzip: a gzip bomb stops here (a few KB can inflate to GBs)

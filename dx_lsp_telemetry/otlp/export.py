@@ -27,7 +27,6 @@ from dx_lsp_telemetry.sources.claude_keys import KeyEpoch
 
 log = logging.getLogger(__name__)
 
-SIGNALS = {"/v1/logs": "logs", "/v1/metrics": "metrics", "/v1/traces": "traces"}
 _REJECTED = {
     "logs": "rejectedLogRecords",
     "metrics": "rejectedDataPoints",
@@ -140,7 +139,7 @@ class Exports:
         self._executor = executor
 
     async def handle(self, request: Request) -> Response:
-        signal = SIGNALS[request.path]
+        signal = body.SIGNALS[request.path]
         loop = asyncio.get_running_loop()
         encoding = request.headers.get("content-encoding")
         try:

@@ -19,14 +19,16 @@ import errno
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dx_lsp_telemetry.otlp import body
-from dx_lsp_telemetry.otlp.export import SIGNALS, Exports, Record
 from dx_lsp_telemetry.otlp.http import HttpServer, Request, Response, error
 from dx_lsp_telemetry.paths import DataPaths
 from dx_lsp_telemetry.settings import SECTION, Settings
 from dx_lsp_telemetry.sources.claude_keys import KeyEpoch, key_epoch
+
+if TYPE_CHECKING:
+    from dx_lsp_telemetry.otlp.export import Record
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ def check(request: Request) -> Response | None:
         )
     if "origin" in request.headers:
         return error(403, "requests from web pages are refused")
-    if request.path not in SIGNALS:
+    if request.path not in body.SIGNALS:
         return error(
             404, f"{request.path[:80]} is not an OTLP path: use /v1/logs, /v1/metrics or /v1/traces"
         )
@@ -86,10 +88,11 @@ class OtlpReceiver:
         on_change: Callable[[], None],
     ) -> None:
         self._paths = paths
+        self._record = record
+        self._settings = settings
         self._on_change = on_change
         self._decoder = ThreadPoolExecutor(1, thread_name_prefix="dx-otlp")
         self._epoch: KeyEpoch | None = None
-        self._exports = Exports(record, settings, lambda: self._epoch, self._decoder)
         #: the port wanted (None: off), and the task that listens on it
         self._wanted: int | None = None
         self._task: asyncio.Task[None] | None = None
@@ -146,7 +149,11 @@ class OtlpReceiver:
                 )
             except OSError as exc:  # an unusable data folder: requests get 503 anyway
                 log.warning("otlp: cannot read the Claude Code key epoch: %s", exc)
-        server = HttpServer(check, self._exports.handle)
+        # loaded only when the receiver is on: the sidecar's start-up does not wait for it
+        from dx_lsp_telemetry.otlp.export import Exports
+
+        exports = Exports(self._record, self._settings, lambda: self._epoch, self._decoder)
+        server = HttpServer(check, exports.handle)
         try:
             while True:
                 try:

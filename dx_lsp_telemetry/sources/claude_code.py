@@ -90,7 +90,10 @@ class ClaudeCode(Source):
         return [h / "projects" for h in homes if (h / "projects").is_dir()]
 
     def legacy_ids(self, ledger_dir: Path) -> HeldIds | None:
-        if not claude_keys.key_epoch(ledger_dir.parent / "sources").legacy:
+        try:
+            if not claude_keys.key_epoch(ledger_dir.parent / "sources").legacy:
+                return None
+        except OSError:  # an unusable data folder (named in status): nothing is written
             return None
         return claude_keys.LegacyIds(ledger_dir).held
 

@@ -77,7 +77,14 @@ def key_epoch(sources_dir: Path, clock: Callable[[], datetime] = utc_now) -> Key
             f.write(text + "\n")
             f.flush()
             os.fsync(f.fileno())
-        os.link(tmp, path)  # fails if another process decided first: its answer stands
+        try:
+            os.link(tmp, path)  # fails if another process decided first: its answer stands
+        except FileExistsError:
+            pass
+        except OSError:  # no hard links on this file system: created exclusively instead
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text + "\n")
     except FileExistsError:
         pass
     finally:
