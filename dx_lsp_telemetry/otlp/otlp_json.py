@@ -147,10 +147,17 @@ def attributes_of(raw: Any, where: str) -> Attributes:
     if not isinstance(raw, list):
         raise ShapeError(f"{where}.attributes: expected a list")
     result: Attributes = {}
-    for i, pair in enumerate(raw):
-        if not isinstance(pair, dict) or not isinstance(pair.get("key"), str):
+    for pair in raw:
+        key = pair.get("key") if type(pair) is dict else None
+        if type(key) is not str:
+            i = raw.index(pair)
             raise ShapeError(f"{where}.attributes[{i}]: expected an object with a string key")
-        result[pair["key"]] = any_value(pair.get("value"), 0)
+        value = pair.get("value")
+        # most values are strings: taken without a call (a batch holds thousands)
+        if type(value) is dict and type(text := value.get("stringValue")) is str:
+            result[key] = text
+        else:
+            result[key] = any_value(value, 0)
     return result
 
 
