@@ -19,6 +19,7 @@ from typing import Any, Union
 
 from dx_lsp_telemetry.days import format_ts
 from dx_lsp_telemetry.events import EventError, to_decimal
+from dx_lsp_telemetry.logs import Throttle
 from dx_lsp_telemetry.otlp import body, otlp_json, usage
 from dx_lsp_telemetry.otlp.http import Request, Response, error
 from dx_lsp_telemetry.settings import Settings
@@ -26,6 +27,7 @@ from dx_lsp_telemetry.sources import pricing
 from dx_lsp_telemetry.sources.claude_keys import KeyEpoch
 
 log = logging.getLogger(__name__)
+_throttle = Throttle()
 
 _REJECTED = {
     "logs": "rejectedLogRecords",
@@ -176,7 +178,8 @@ class Exports:
             len(rejected),
         )
         if failed:
-            log.warning("otlp: the ledger cannot be written now: %s", failed[0])
+            if (n := _throttle("storage")) is not None:
+                log.warning("otlp: the ledger cannot be written now (%d): %s", n, failed[0])
             return error(
                 503,
                 f"the usage ledger cannot be written now ({failed[0]}); send again later",

@@ -20,7 +20,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Optional
 
+from dx_lsp_telemetry.logs import Throttle
+
 log = logging.getLogger(__name__)
+_throttle = Throttle()
 
 #: the request line and headers together
 MAX_HEAD_BYTES = 16 << 10
@@ -141,7 +144,8 @@ class HttpServer:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("otlp: a connection failed")
+            if (n := _throttle("connection")) is not None:
+                log.exception("otlp: a connection failed (%d so far)", n)
         finally:
             self._connections.discard(task)
             await _close(writer)
@@ -169,7 +173,12 @@ class HttpServer:
             except asyncio.TimeoutError:
                 await _send(writer, error(408, "the request was not sent in time", close=True))
                 return
-            response = await self._handler(request)
+            try:
+                response = await self._handler(request)
+            except Exception:  # a bug: said once in a while, answered (never re-sent: 500)
+                if (n := _throttle("handler")) is not None:
+                    log.exception("otlp: a request failed (%d so far)", n)
+                response = error(500, "the receiver failed on this request; see its log")
             keep = not response.close and _keeps_alive(request)
             response.close = not keep
             await _send(writer, response)
