@@ -156,6 +156,8 @@ class HttpServer:
                 first = await asyncio.wait_for(reader.read(1), IDLE_SECONDS)
             except asyncio.TimeoutError:
                 return  # an idle kept-alive connection
+            if first in (b"\r", b"\n"):
+                continue  # a stray line break between requests (RFC 9112 lets it pass)
             if not first:
                 return  # closed by the client between requests
             try:
