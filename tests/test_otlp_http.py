@@ -241,9 +241,11 @@ async def test_chunked_bodies_keep_alive_and_expect_continue(home: Path) -> None
     second = json.dumps(claude_batch("req_kept", 6)).encode()
     async with receiver(home) as (_, url):
         # two requests on one connection: a chunked one (with an extension and a trailer),
-        # then one with Content-Length, then the client closes
-        pipelined = request_bytes(chunks(body), chunked=True) + request_bytes(
-            second, extra="Connection: close\r\n"
+        # a stray line break, then one with Content-Length, then the client closes
+        pipelined = (
+            request_bytes(chunks(body), chunked=True)
+            + b"\r\n"
+            + request_bytes(second, extra="Connection: close\r\n")
         )
         responses = await exchange(url, pipelined)
         assert [(s, json.loads(b)) for s, _, b in responses] == [(200, {}), (200, {})]
