@@ -51,6 +51,7 @@ bench: $(STAMP) peers
 	CCUSAGE=$(CCUSAGE) $(BIN)/python benchmarks/claude_ingest.py
 	$(BIN)/python benchmarks/record_usage.py
 	$(BIN)/python benchmarks/history.py
+	$(BIN)/python benchmarks/otlp_batch.py
 
 # Regenerate the offline price snapshot of `spend.estimate` from the installed genai-prices
 # (a deliberate act, like updating a lock file; commit the result).

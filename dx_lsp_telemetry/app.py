@@ -50,6 +50,7 @@ from dx_lsp_telemetry.settings import ParsedSettings, Settings, parse_settings
 from dx_lsp_telemetry.status import StatusInputs, build_status
 
 if TYPE_CHECKING:
+    from dx_lsp_telemetry.otlp.receiver import OtlpReceiver
     from dx_lsp_telemetry.sources.watcher import SourceWatcher
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ T = TypeVar("T")
 Done = Callable[[Union[dict[str, Any], BaseException]], None]  # noqa: UP007 (3.9)
 
 LEADER_RETRY_SECONDS = 30.0
+#: with the OTLP receiver on: exporters retry for seconds only, so a new leader must follow soon
+OTLP_LEADER_RETRY_SECONDS = 2.0
 OTHERS_CHECK_SECONDS = 1.0
 #: a quick record's own lines are indexed this long after it, or once they are this many bytes
 QUICK_INDEX_AFTER = 0.05
@@ -122,6 +125,8 @@ class Telemetry:
         self._clock_offset: float | None = None
         self._day_tick = asyncio.Event()
         self._settings_throttle = Throttle(first=20)
+        #: the OTLP receiver, made (and its modules loaded) once it is first turned on
+        self._otlp: OtlpReceiver | None = None
 
     @property
     def settings(self) -> Settings:
@@ -148,6 +153,7 @@ class Telemetry:
             self._apply_enabled()
         if self._sources is not None:
             self._sources.apply(after)
+        self._apply_otlp()
         self._mark_dirty()
 
     def _log_problems(self, previous: ParsedSettings) -> None:
@@ -192,6 +198,7 @@ class Telemetry:
         self._spawn(self._day_loop())
         self._spawn(self._notify_loop())
         self._spawn(self._others_loop())
+        self._apply_otlp()
         self._apply_enabled()
         self._mark_dirty()
 
@@ -225,6 +232,8 @@ class Telemetry:
         """Quick and local: no network. A push in flight is left to the next start to judge."""
         if self._sources is not None:
             self._sources.stop()
+        if self._otlp is not None:
+            await self._otlp.stop()
         for task in list(self._tasks):
             task.cancel()
         try:
@@ -362,10 +371,15 @@ class Telemetry:
                 f"pushes paused: {self._pusher.pause_reason}. They resume when the token or "
                 "settings change, or with Flush Now"
             )
+        otlp = self._otlp
+        if otlp is not None and otlp.problem:
+            problems.append(otlp.problem)
         inputs = StatusInputs(
             self.paths.home, self.leader, self.settings, problems, self._token, self._clock()
         )
-        return build_status(inputs, self._index, self._journal)
+        status = build_status(inputs, self._index, self._journal)
+        status["otlp"] = otlp.status() if otlp is not None else {"state": "off"}
+        return status
 
     async def flush_now(self) -> dict[str, Any]:
         report = await self._run_push(
@@ -400,9 +414,23 @@ class Telemetry:
                 self._mark_dirty()
                 self._schedule_task = self._spawn(self._schedule_loop())
                 self._start_sources()
+                self._apply_otlp()
                 await self._run_io(self._prune)
                 return
-            await asyncio.sleep(LEADER_RETRY_SECONDS)
+            otlp = self.settings.enabled and self.settings.otlp.enabled
+            await asyncio.sleep(OTLP_LEADER_RETRY_SECONDS if otlp else LEADER_RETRY_SECONDS)
+
+    def _apply_otlp(self) -> None:
+        """The OTLP receiver to match the settings and leadership (`otlp/receiver.py`)."""
+        if self._otlp is None:
+            if not (self.settings.enabled and self.settings.otlp.enabled):
+                return
+            from dx_lsp_telemetry.otlp.receiver import OtlpReceiver
+
+            self._otlp = OtlpReceiver(
+                self.paths, self.submit_record, lambda: self.settings, on_change=self._mark_dirty
+            )
+        self._otlp.apply(self.settings, self.leader)
 
     def _start_sources(self) -> None:
         """Only the leader reads AI tools' logs: one reader per machine, whatever the windows."""

@@ -29,6 +29,10 @@ def status_text(status: dict[str, Any]) -> str:
         f"destination: {config['destination']}" + ("" if config["ok"] else "  (needs attention)")
     )
     lines += [f"  ! {p}" for p in config["problems"]]
+    otlp = status.get("otlp")
+    if otlp is not None and otlp["state"] != "off":
+        where = f" on 127.0.0.1:{otlp['port']}" if otlp.get("port") else ""
+        lines.append(f"OTLP receiver: {otlp['state']}{where}")
     today = status["today"]
     lines.append(f"today {today['date']}:")
     if not today["tools"]:

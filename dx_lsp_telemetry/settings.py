@@ -46,12 +46,30 @@ _ENV_FALLBACKS = {
     "instanceUrl": "DX_TELEMETRY_INSTANCE_URL",
 }
 
+#: the OTLP receiver's port: never 4317/4318 (a developer's own collector)
+OTLP_PORT = 4319
+OTLP_PORT_RANGE = (1024, 65535)
+#: `otlp.tools` entries read (a service name is short; more is a mistake)
+OTLP_MAX_TOOLS = 100
+_OTLP_ENV = {"otlp.enabled": "DX_TELEMETRY_OTLP_ENABLED", "otlp.port": "DX_TELEMETRY_OTLP_PORT"}
+
 
 @dataclass(frozen=True)
 class SourceSettings:
     enabled: bool
     tool: str
     path: str
+
+
+@dataclass(frozen=True)
+class OtlpSettings:
+    enabled: bool = False
+    port: int = OTLP_PORT
+    #: `service.name` -> DX tool name; a service not named here is pushed under its own name
+    tools: Mapping[str, str] = field(default_factory=dict)
+
+    def tool_for(self, service: str) -> str:
+        return self.tools.get(service) or service
 
 
 @dataclass(frozen=True)
@@ -73,6 +91,7 @@ class Settings:
             name: SourceSettings(False, tool, "") for name, tool in SOURCE_TOOLS.items()
         }
     )
+    otlp: OtlpSettings = field(default_factory=OtlpSettings)
 
     def to_editor_dict(self) -> dict[str, Any]:
         """The nested camelCase form the editor sends (and `parse_settings` reads)."""
@@ -94,6 +113,11 @@ class Settings:
             "sources": {
                 name: {"enabled": s.enabled, "tool": s.tool, "path": s.path}
                 for name, s in self.sources.items()
+            },
+            "otlp": {
+                "enabled": self.otlp.enabled,
+                "port": self.otlp.port,
+                "tools": dict(self.otlp.tools),
             },
         }
 
@@ -211,6 +235,7 @@ def parse_settings(raw: Any, env: Mapping[str, str] | None = None) -> ParsedSett
         retention_days=r.integer("retentionDays", 90, 1, 3650),
         spend_estimate=r.boolean("spend.estimate", True),
         sources=sources,
+        otlp=_otlp(r, env),
     )
     fallbacks = {
         key: env.get(var, "").strip()
@@ -242,7 +267,61 @@ _KNOWN_TOP = {
     "retentionDays",
     "spend",
     "sources",
+    "otlp",
 }
+
+
+def _otlp(r: _Reader, env: Mapping[str, str]) -> OtlpSettings:
+    """`otlp.*`; `enabled` and `port` fall back to `DX_TELEMETRY_OTLP_*` where not sent."""
+    low, high = OTLP_PORT_RANGE
+    enabled, port = False, OTLP_PORT
+    if r.get("otlp.enabled") is not None:
+        enabled = r.boolean("otlp.enabled", False)
+    elif text := env.get(_OTLP_ENV["otlp.enabled"], "").strip():
+        if text.lower() in ("true", "1", "false", "0"):
+            enabled = text.lower() in ("true", "1")
+        else:
+            r.problems.append(
+                f"{_OTLP_ENV['otlp.enabled']}: expected true or false, got {_show(text)}"
+            )
+    if r.get("otlp.port") is not None:
+        port = r.integer("otlp.port", OTLP_PORT, low, high)
+    elif text := env.get(_OTLP_ENV["otlp.port"], "").strip():
+        if text.isdigit() and low <= int(text) <= high:
+            port = int(text)
+        else:
+            r.problems.append(
+                f"{_OTLP_ENV['otlp.port']}: expected a port from {low} to {high}, got {_show(text)}"
+            )
+    return OtlpSettings(enabled, port, _otlp_tools(r))
+
+
+def _otlp_tools(r: _Reader) -> dict[str, str]:
+    """`otlp.tools`: each bad entry is a problem naming its key; the good ones still apply."""
+    raw = r.get("otlp.tools")
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        r.bad("otlp.tools", "an object of service.name -> DX tool name", raw)
+        return {}
+    tools: dict[str, str] = {}
+    for key in sorted(map(str, raw)):
+        value = raw[key]
+        shown = key if len(key) <= 80 else key[:77] + "..."
+        if len(tools) >= OTLP_MAX_TOOLS:
+            r.problems.append(f"{SECTION}.otlp.tools: at most {OTLP_MAX_TOOLS} entries are read")
+            break
+        if not 1 <= len(key) <= 200 or not is_unicode(key):
+            r.bad(f"otlp.tools.{shown}", "a service name of 1 to 200 characters", key)
+        elif (
+            not isinstance(value, str)
+            or not 1 <= len(value.strip()) <= 100
+            or not is_unicode(value)
+        ):
+            r.bad(f"otlp.tools.{shown}", "a DX tool name of 1 to 100 characters", value)
+        else:
+            tools[key] = value.strip()
+    return tools
 
 
 def is_loopback_host(host: str) -> bool:

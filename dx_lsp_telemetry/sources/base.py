@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -12,6 +12,8 @@ from typing import Any, ClassVar, NamedTuple
 
 #: A file's reading state, kept in the checkpoint between runs (JSON-able values only).
 FileState = dict[str, Any]
+#: of these event ids, those the ledger holds
+HeldIds = Callable[[list[str]], set[str]]
 
 
 class SourceRecord(NamedTuple):
@@ -33,6 +35,8 @@ class SourceRecord(NamedTuple):
     cost_usd: float | None = None
     #: of `cache_write_tokens`, those cached for an hour (priced above the 5-minute ones)
     cache_write_1h_tokens: int = 0
+    #: the key an earlier version gave this record: kept where the ledger already holds it
+    legacy_key: str | None = None
 
     @property
     def token_total(self) -> int:
@@ -86,6 +90,11 @@ class Source(ABC):
     def file_for(self, path: Path) -> Path:
         """The file a changed path stands for (a database's `-wal` file: the database)."""
         return path
+
+    def legacy_ids(self, ledger_dir: Path) -> HeldIds | None:
+        """Which old event ids the ledger holds, where records carry a `legacy_key` and the
+        ledger may hold events of those keys; None where it cannot."""
+        return None
 
     #: rewritten files are re-read only after this many seconds of quiet
     debounce_seconds: ClassVar[float] = 0.2

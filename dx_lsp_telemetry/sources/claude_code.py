@@ -2,11 +2,13 @@
 `CLAUDE_CONFIG_DIR`.
 
 One API response is written as several lines (content blocks, streaming snapshots) and copied
-into resumed sessions, so a record's key is `message.id` + `requestId`: the copy with the larger
-token total wins in the ledger. A `/btw` side question replays earlier responses of its session
-with the same `message.id` and a new `requestId` (`isSidechain: true`): the non-sidechain copy
-wins and the replay never counts. Sidechain copies of a response the session does not have (its
-own side answers) are one record per session and `message.id`, whichever run reads them.
+into resumed sessions, so a record's key is its `requestId` (the OTLP events' `request_id`: both
+channels give a request one id; records counted before under `message.id` + `requestId` keep
+that key, see `claude_keys`): the copy with the larger token total wins in the ledger. A `/btw`
+side question replays earlier responses of its session with the same `message.id` and a new
+`requestId` (`isSidechain: true`): the non-sidechain copy wins and the replay never counts.
+Sidechain copies of a response the session does not have (its own side answers) are one record
+per session and `message.id`, whichever run reads them.
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
 from dx_lsp_telemetry.days import parse_ts
-from dx_lsp_telemetry.sources.base import FileState, ReadResult, Source, SourceRecord, files_under
+from dx_lsp_telemetry.sources import claude_keys
+from dx_lsp_telemetry.sources.base import (
+    FileState,
+    HeldIds,
+    ReadResult,
+    Source,
+    SourceRecord,
+    files_under,
+)
 from dx_lsp_telemetry.sources.tail import CHUNK, appended_lines_containing
 
 _USAGE = b'"usage"'
@@ -78,6 +88,14 @@ class ClaudeCode(Source):
 
     def watch_dirs(self, homes: Iterable[Path]) -> list[Path]:
         return [h / "projects" for h in homes if (h / "projects").is_dir()]
+
+    def legacy_ids(self, ledger_dir: Path) -> HeldIds | None:
+        try:
+            if not claude_keys.key_epoch(ledger_dir.parent / "sources").legacy:
+                return None
+        except OSError:  # an unusable data folder (named in status): nothing is written
+            return None
+        return claude_keys.LegacyIds(ledger_dir).held
 
     def files(self, homes: Iterable[Path]) -> Iterator[Path]:
         return files_under(self.watch_dirs(homes), ".jsonl")
@@ -161,8 +179,12 @@ class ClaudeCode(Source):
         if not isinstance(request_id, str):
             request_id = None
         sidechain = line.get("isSidechain") is True
+        legacy = None
         if message_id is not None and request_id and not sidechain:
-            key = f"msg:{message_id}:{request_id}"  # what `_key` says, without the call
+            # one request, one id on every channel (OTLP's request_id); before: message and
+            # request id, kept where the ledger has it (`claude_keys`)
+            key = f"req:{request_id}"  # claude_keys.request_key, without the call
+            legacy = f"msg:{message_id}:{request_id}"
         else:
             session = str(line.get("sessionId") or path.stem)
             found = self._key(path, offset, session, message_id, request_id, sidechain=sidechain)
@@ -185,6 +207,7 @@ class ClaudeCode(Source):
             if isinstance(cost, (int, float)) and not isinstance(cost, bool) and cost >= 0
             else None,
             cache_write_1h,
+            legacy,
         )
 
     def _key(

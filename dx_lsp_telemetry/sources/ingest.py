@@ -26,7 +26,7 @@ from dx_lsp_telemetry.ledger import LedgerWriter
 from dx_lsp_telemetry.paths import DataPaths
 from dx_lsp_telemetry.private import FILE_MODE, private_dir
 from dx_lsp_telemetry.sources import pricing
-from dx_lsp_telemetry.sources.base import FileState, Source, SourceRecord
+from dx_lsp_telemetry.sources.base import FileState, HeldIds, Source, SourceRecord
 from dx_lsp_telemetry.sources.checkpoints import Checkpoints
 
 log = logging.getLogger(__name__)
@@ -202,6 +202,8 @@ class Ingestor:
         self.homes = homes
         self.options = options
         self._clock = clock
+        #: decided before this version's first checkpoint of the source is saved
+        self._legacy = source.legacy_ids(paths.ledger_dir)
         self.checkpoints = Checkpoints(paths.sources_dir / f"{source.label}.json")
         self._lock = FileLock(paths.sources_dir / f"{source.label}.lock", mode=FILE_MODE)
         self._writer = LedgerWriter(paths.ledger_dir)
@@ -258,7 +260,7 @@ class Ingestor:
 
     def reader(self) -> FileReader:
         """What reads this source's files into the ledger (the caller holds the lock)."""
-        return FileReader(self.source, self.options, self._writer, self._clock)
+        return FileReader(self.source, self.options, self._writer, self._clock, self._legacy)
 
     def _read_shared(
         self, files: list[Path], stats: ScanStats, seen: set[str], workers: int
@@ -308,6 +310,9 @@ class Ingestor:
         self.checkpoints.dirty = True
 
 
+_AUTO = object()
+
+
 class FileReader:
     """Reads files of one source into ledger lines, appended in batches: the work of a scan
     without its lock and checkpoints (the caller's), so that worker processes can share it."""
@@ -318,11 +323,16 @@ class FileReader:
         options: IngestOptions,
         writer: LedgerWriter,
         clock: Callable[[], datetime] = utc_now,
+        legacy: HeldIds | object | None = _AUTO,
     ) -> None:
         self.source = source
         self.options = options
         self.writer = writer
         self.clock = clock
+        #: where records carry a key of an earlier version: which of those the ledger holds
+        self.legacy: HeldIds | None = (
+            source.legacy_ids(writer.ledger_dir) if legacy is _AUTO else legacy  # type: ignore[assignment]
+        )
         self.lines = LedgerLines(source, options)
         #: (UTC date of the ledger file, line text) not yet appended
         self.pending: list[tuple[date, str]] = []
@@ -390,6 +400,8 @@ class FileReader:
                 winners[record.key] = (rank, record)
         stats.records += accepted
         stats.skipped += skipped
+        if winners and self.legacy is not None:
+            self._keep_counted_keys(winners)
         if winners:
             encode = self.lines
             self.pending.extend([encode(record) for _, record in winners.values()])
@@ -398,6 +410,22 @@ class FileReader:
         if narrowed:
             return None  # this file's older records stay unread: a scan without --since counts them
         return result.state
+
+    def _keep_counted_keys(
+        self, winners: dict[str, tuple[tuple[int, date, int], SourceRecord]]
+    ) -> None:
+        """A record an earlier version counted under its old key keeps that key (see
+        `claude_keys`): otherwise a re-read after the upgrade would count it again."""
+        assert self.legacy is not None
+        old = {
+            event_id(self.source, r.legacy_key): (key, r.legacy_key)
+            for key, (_, r) in winners.items()
+            if r.legacy_key is not None
+        }
+        for held in self.legacy(list(old)) if old else ():
+            key, legacy_key = old[held]
+            rank, record = winners[key]
+            winners[key] = (rank, record._replace(key=legacy_key))
 
     def flush(self) -> None:
         if self.pending:
