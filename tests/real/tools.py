@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from tests.real.known_usage import KnownUsage
+
 REPO = Path(__file__).resolve().parents[2]
 PROMPT_TIMEOUT = 180.0
 
@@ -88,8 +90,16 @@ class Tool:
         raise NotImplementedError
 
     def log_root(self) -> Path:
-        """Where the tool writes what it keeps (copied into the captures)."""
+        """Where the tool writes what it keeps."""
         return self.home
+
+    def source_path(self) -> str | None:
+        """Our log source's `path` setting for this sandbox; None: its default places."""
+        return None
+
+    def logged(self, usage: KnownUsage) -> KnownUsage:
+        """What of the fake's usage the tool's own log can tell (all of it, mostly)."""
+        return usage
 
     def prompt(self, text: str) -> Prompted:
         args = self.command(text, first=not self.prompts_run)
@@ -313,8 +323,13 @@ class Aider(Tool):
     def analytics_log(self) -> Path:
         return self.home / "aider-analytics.jsonl"
 
-    def log_root(self) -> Path:
-        return self.home
+    def source_path(self) -> str:
+        return str(self.analytics_log)  # aider writes it only where told to
+
+    def logged(self, usage: KnownUsage) -> KnownUsage:
+        """Its analytics log has the prompt tokens with the cached part inside, and no cache
+        count: the cache reads can only be counted as input."""
+        return KnownUsage(usage.prompt_total, usage.output, 0, 0, usage.reasoning)
 
     def env(self) -> dict[str, str]:
         env = self.base_env()
