@@ -5,6 +5,7 @@ receiver), and what the ledger, `status` and `report` then hold."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -20,7 +21,7 @@ from tests.harness import BASE_SETTINGS, Sidecar, cli_json, sidecar, sidecar_env
 from tests.real.fake_model_api import FakeModelApi
 from tests.real.known_usage import summed
 from tests.real.otlp_capture import OtlpCapture
-from tests.real.tools import REPO, Tool
+from tests.real.tools import Tool
 
 TOKENS = ("input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens")
 #: the developer's own tool settings must not point the sidecar at their real logs
@@ -48,7 +49,7 @@ def need_source(name: str, branch: str) -> None:
 
 
 def need_receiver() -> None:
-    if not (REPO / "dx_lsp_telemetry" / "otlp").is_dir():
+    if importlib.util.find_spec("dx_lsp_telemetry.otlp") is None:
         pytest.skip("the OTLP receiver (dx_lsp_telemetry/otlp, branch otlp) is not merged yet")
 
 
@@ -107,6 +108,11 @@ class RealRun:
         settings = self.settings(sources=sources, otlp=otlp)
         async with sidecar(self.data, settings, env=self.env()) as client:
             yield client
+
+    def label(self) -> str:
+        """The tool's log source's `scan --source` label."""
+        assert self.tool.source is not None
+        return SOURCES[self.tool.source].label
 
     def cli(self, *args: str) -> Any:
         return cli_json(self.data, *args, HOME=str(self.tool.home))
