@@ -61,8 +61,13 @@ class Tool:
         return cls.install_dir() / cls.binary
 
     @classmethod
+    def stamp(cls) -> Path:
+        """Written once an install is complete."""
+        return cls.install_dir() / ".installed"
+
+    @classmethod
     def installed(cls) -> bool:
-        return cls.exe().is_file()
+        return cls.stamp().is_file() and cls.exe().is_file()
 
     @property
     def home(self) -> Path:
