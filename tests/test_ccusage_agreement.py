@@ -30,7 +30,7 @@ import pytest
 from dx_lsp_telemetry.sources.claude_code import ClaudeCode
 from dx_lsp_telemetry.sources.codex import Codex
 from tests.harness import run_cli
-from tests.real.captures import copy_files
+from tests.real.captured import copy_files
 from tests.source_logs import (
     CCUSAGE,
     ccusage_daily,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import gzip
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 
 #: no real request of these tools comes near this; a bigger one is a bug worth seeing
 MAX_BODY = 64 * 1024 * 1024
@@ -72,6 +72,9 @@ class QuietHandler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
+_Server = TypeVar("_Server", bound="LoopbackServer")
+
+
 class LoopbackServer:
     """A `ThreadingHTTPServer` on 127.0.0.1 (port 0: any free one), served from a daemon
     thread; a context manager that stops it."""
@@ -90,7 +93,7 @@ class LoopbackServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> LoopbackServer:
+    def start(self: _Server) -> _Server:
         self._thread.start()
         return self
 
@@ -99,7 +102,7 @@ class LoopbackServer:
         self.httpd.server_close()
         self._thread.join(5)
 
-    def __enter__(self) -> LoopbackServer:
+    def __enter__(self: _Server) -> _Server:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

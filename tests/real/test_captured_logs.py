@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dx_lsp_telemetry.sources.claude_code import ClaudeCode
 from dx_lsp_telemetry.sources.codex import Codex
-from tests.real.captures import copy_files, model_calls
+from tests.real.captured import copy_files, model_calls
 from tests.real.known_usage import summed
 from tests.source_logs import ingestor, ledger_total
 
