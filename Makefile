@@ -62,6 +62,9 @@ prices: $(STAMP)
 # Peer tools the tests compare against (ccusage).
 include tests/peers/peers.mk
 
+# The real AI CLIs the tests run offline (`make real-tools`, `make test-real`).
+include tests/real/real.mk
+
 # The VS Code extension's targets (vsix, its unit tests, the real-VS-Code end-to-end test).
 -include vscode-extension/extension.mk
 

@@ -30,6 +30,7 @@ import pytest
 from dx_lsp_telemetry.sources.claude_code import ClaudeCode
 from dx_lsp_telemetry.sources.codex import Codex
 from tests.harness import run_cli
+from tests.real.captured import copy_files
 from tests.source_logs import (
     CCUSAGE,
     ccusage_daily,
@@ -529,6 +530,20 @@ def test_d3_an_empty_cache_creation_object_keeps_the_total_here(tmp_path: Path) 
     peer, ours = both(tmp_path, "claude", build)
     assert peer == {DAY: (5, 10, 0, 0)}  # ccusage: the (empty) object wins
     assert ours == {DAY: (5, 10, 1000, 0)}  # ours: the split only when it says something
+
+
+def test_d3b_real_claude_code_over_a_gateway_a_zero_split_keeps_the_total_here(
+    tmp_path: Path,
+) -> None:
+    """The real Claude Code 2.1.328 transcript (tests/real/captures): a zero 5m/1h split beside
+    `cache_creation_input_tokens` 700 and 701, which the API reported as written."""
+    logs = copy_files("claude-code", "home/.claude", tmp_path / "logs")
+    peer = ccusage_tokens("claude", logs, tmp_path)
+    ingestor(tmp_path / "data", ClaudeCode(), logs, settings={"retentionDays": 3650}).scan()
+    ours = ledger_tokens(tmp_path / "data", "claude-code")
+    assert peer.keys() == ours.keys() and len(peer) == 1  # the capture's day
+    assert list(peer.values()) == [(2001, 101, 0, 401)]  # ccusage: the (zero) split wins
+    assert list(ours.values()) == [(2001, 101, 1401, 401)]  # ours: the larger of split and total
 
 
 def test_d4_microsecond_timestamps_are_read_here_dropped_by_ccusage(tmp_path: Path) -> None:

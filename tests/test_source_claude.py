@@ -218,7 +218,34 @@ def test_requestless_responses_dedupe_per_session_and_idless_lines_count_alone(
     [
         (
             {
+                "cache_creation_input_tokens": 500,
+                "cache_creation": {
+                    "ephemeral_5m_input_tokens": 300,
+                    "ephemeral_1h_input_tokens": 200,
+                },
+            },
+            500,
+        ),
+        (
+            {
+                "cache_creation_input_tokens": 700,
+                "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+            },
+            700,
+        ),
+        (
+            {
                 "cache_creation_input_tokens": 1000,
+                "cache_creation": {
+                    "ephemeral_5m_input_tokens": 300,
+                    "ephemeral_1h_input_tokens": 200,
+                },
+            },
+            1000,
+        ),
+        (
+            {
+                "cache_creation_input_tokens": 100,
                 "cache_creation": {
                     "ephemeral_5m_input_tokens": 300,
                     "ephemeral_1h_input_tokens": 200,
@@ -230,10 +257,27 @@ def test_requestless_responses_dedupe_per_session_and_idless_lines_count_alone(
         ({"cache_creation_input_tokens": 700}, 700),
         ({"cache_creation_input_tokens": 600, "cache_creation": None}, 600),
         ({"cache_creation": {"ephemeral_1h_input_tokens": 18}}, 18),
+        (
+            {
+                "cache_creation_input_tokens": 40,
+                "cache_creation": {"ephemeral_1h_input_tokens": 18},
+            },
+            40,
+        ),
     ],
-    ids=["split wins", "empty split", "total only", "split null", "split only"],
+    ids=[
+        "split as the total",
+        "zero split (a gateway)",
+        "split short of the total",
+        "split above the total",
+        "empty split",
+        "total only",
+        "split null",
+        "split only",
+        "partial split short of the total",
+    ],
 )
-def test_cache_writes_come_from_the_split_when_given_else_the_total(
+def test_cache_writes_are_the_split_or_the_total_whichever_is_larger(
     tmp_path: Path, usage: dict[str, Any], cache_write: int
 ) -> None:
     logs, data = tmp_path / "claude", tmp_path / "data"
@@ -643,6 +687,27 @@ def test_one_hour_cache_writes_are_estimated_at_their_own_price(tmp_path: Path) 
     assert day.tokens == (1000, 500, 2000, 10000)
     # 1000 x 3 + 500 x 15 + 1500 x 3.75 + 500 x 6 + 10000 x 0.3 = $0.022125
     assert float(day.spend_cents) == pytest.approx(2.2125, abs=1e-9)
+    assert day.estimated_cents == day.spend_cents
+
+
+def test_a_split_short_of_the_total_prices_the_rest_as_5_minute_writes(tmp_path: Path) -> None:
+    """A zero split beside 2000 (Claude Code over a gateway): 2000 5-minute writes; a split
+    of 500 1-hour writes beside 2000: those 500 at the 1-hour price, 1500 at the 5-minute one."""
+    logs, data = tmp_path / "claude", tmp_path / "data"
+    zero = {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0}
+    hour = {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 500}
+    write_lines(
+        transcript(logs, S1),
+        [
+            response(1, claude_usage(1000, 500, 2000, 10000, split=zero)),
+            response(2, claude_usage(1000, 500, 2000, 10000, split=hour)),
+        ],
+    )
+    scan(data, logs)
+    day = spend_day(data)
+    assert day.tokens == (2000, 1000, 4000, 20000)
+    # (1000 x 3 + 500 x 15 + 2000 x 3.75 + 10000 x 0.3) + (... + 1500 x 3.75 + 500 x 6 + ...)
+    assert float(day.spend_cents) == pytest.approx(2.1 + 2.2125, abs=1e-9)
     assert day.estimated_cents == day.spend_cents
 
 

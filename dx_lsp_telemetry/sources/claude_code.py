@@ -171,6 +171,12 @@ class ClaudeCode(Source):
             if cache_writes is None:
                 raise ValueError("a token count is not a non-negative integer")
             cache_write, cache_write_1h = cache_writes
+        # a split short of the total: Claude Code writes a zero split when the API (a gateway,
+        # a proxy) sent only the total. The total was written; what the split leaves out is
+        # taken as 5-minute writes (the 1-hour part stays as the split says)
+        total = usage.get("cache_creation_input_tokens")
+        if type(total) is int and total > cache_write:
+            cache_write = total
         timestamp = _timestamp(line["timestamp"])
         message_id = message.get("id")
         if not isinstance(message_id, str):
@@ -289,7 +295,8 @@ _fromisoformat = datetime.fromisoformat
 
 def _cache_write(usage: dict[str, Any]) -> tuple[int, int] | None:
     """Cache writes and the 1-hour part of them: the `cache_creation` split (5 min + 1 h) when
-    given, else the total field (all taken as 5-minute writes)."""
+    given, else the total field (all taken as 5-minute writes). `_record` then raises the
+    writes to the total field where the split says less."""
     split = usage.get("cache_creation")
     if isinstance(split, dict) and split:
         five = split.get("ephemeral_5m_input_tokens") or 0

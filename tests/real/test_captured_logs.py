@@ -1,0 +1,53 @@
+"""Our log sources on what the real tools wrote (the committed captures): the ledger holds
+exactly the usage the fake model API reported, once. No tool runs here; `make test` runs these.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dx_lsp_telemetry.sources.claude_code import ClaudeCode
+from dx_lsp_telemetry.sources.codex import Codex
+from tests.real.captured import copy_files, model_calls
+from tests.real.known_usage import summed
+from tests.source_logs import ingestor, ledger_total
+
+#: the captures keep their dates; history older than retentionDays is otherwise never read
+KEEP = {"retentionDays": 3650}
+
+
+def bucket_totals(tool: str) -> tuple[int, int, int, int]:
+    """The fake's known usage, as `ledger_total(...).tokens` orders it."""
+    s = summed(c.usage for c in model_calls(tool))
+    return (s["input_tokens"], s["output_tokens"], s["cache_write_tokens"], s["cache_read_tokens"])
+
+
+def test_the_captures_hold_two_model_calls_each_with_distinct_usage() -> None:
+    for tool in ("claude-code", "gemini-cli", "codex", "copilot-cli", "aider"):
+        calls = model_calls(tool)
+        assert [c.index for c in calls] == [0, 1], tool
+        assert calls[0].usage != calls[1].usage
+
+
+def test_claude_code_over_a_gateway_counts_the_cache_writes_the_api_reported(
+    tmp_path: Path,
+) -> None:
+    """Claude Code 2.1.328 writes `cache_creation: {ephemeral_5m: 0, ephemeral_1h: 0}` beside
+    `cache_creation_input_tokens: 700` when the API sends no split: 700 were written."""
+    logs = copy_files("claude-code", "home/.claude", tmp_path / "claude")
+    data = tmp_path / "data"
+    expected = bucket_totals("claude-code")
+    assert expected == (1000 + 1001, 50 + 51, 700 + 701, 200 + 201)
+    ingestor(data, ClaudeCode(), logs, settings=KEEP).scan()
+    day = ledger_total(data, "claude-code")
+    assert (day.events, day.tokens) == (2, expected)
+    ingestor(data, ClaudeCode(), logs, settings=KEEP).scan()  # a second read adds nothing
+    assert ledger_total(data, "claude-code").tokens == expected
+
+
+def test_codex_rollout_counts_what_the_api_reported(tmp_path: Path) -> None:
+    logs = copy_files("codex", "home/.codex", tmp_path / "codex")
+    data = tmp_path / "data"
+    ingestor(data, Codex(), logs, settings=KEEP).scan()
+    day = ledger_total(data, "codex")
+    assert (day.events, day.tokens) == (2, bucket_totals("codex"))

@@ -1,0 +1,135 @@
+"""Real tools, the OTLP channel: each real CLI exports its own OTLP (http/json) to a real
+sidecar's loopback receiver (`otlp.enabled`, `otlp.port`) while it runs prompts offline against
+the fake model API. The ledger holds exactly the fake's known usage, once, within 2 s of each
+export; batches sent again add nothing; with the tool's log source on as well, each request
+still counts once, whichever channel brings it first."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.harness import run_cli, until
+from tests.real.otlp_capture import post
+from tests.real.real_session import (
+    RealRun,
+    need_receiver,
+    need_source,
+    real_run,
+    today_sum,
+    tokens_of,
+    until_today_is,
+)
+from tests.real.tools import ClaudeCode, Codex, CopilotCli, GeminiCli, Tool
+
+#: each tool that exports, its `service.name` (the DX tool name by default), and the branch
+#: its log source comes from until it is merged
+TOOLS = [
+    pytest.param(ClaudeCode, "claude-code", "main", id="claude-code"),
+    pytest.param(GeminiCli, "gemini-cli", "srcB", id="gemini-cli"),
+    pytest.param(Codex, "codex_exec", "main", id="codex"),
+    pytest.param(CopilotCli, "github-copilot", "srcA", id="copilot-cli"),
+]
+PROMPTS = ("Say hello.", "Say goodbye.")
+EXPORT_TO_LEDGER = 2.0  # seconds from the tool's exit (its exporters flush as it exits)
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def receiver_up(run: RealRun) -> None:
+    assert run.otlp_port is not None
+    port = run.otlp_port
+    await until(lambda: listening(port), timeout=10, what=f"the receiver on port {port}")
+
+
+@pytest.mark.real_tools
+@pytest.mark.parametrize(("cls", "service", "branch"), TOOLS)
+async def test_a_real_tool_s_otlp_lands_exactly_once_within_2_s_of_its_export(
+    cls: type[Tool], service: str, branch: str, tmp_path: Path
+) -> None:
+    need_receiver()
+    async with real_run(cls, tmp_path, otlp=True) as run:
+        async with run.sidecar(sources=False, otlp=True) as client:
+            await receiver_up(run)
+            for n, text in enumerate(PROMPTS, 1):
+                await run.prompt(text)
+                status = await until_today_is(
+                    client, run.expected(), EXPORT_TO_LEDGER, f"prompt {n}'s export in status"
+                )
+        assert len(run.api.calls) == len(PROMPTS)
+        assert set(status["today"]["tools"]) == {service}, "the DX tool is the service's name"
+        assert today_sum(status) == {**run.expected(), "events": len(PROMPTS)}
+        report = run.cli("report", "--json", "--days", "1")
+        (day,) = [d for d in report["days"] if d["tool"] == service]
+        assert tokens_of(day["totals"]) == run.expected()
+        assert day["totals"]["events"] == len(PROMPTS)
+
+
+@pytest.mark.real_tools
+@pytest.mark.parametrize(("cls", "service", "branch"), TOOLS)
+async def test_a_real_tool_s_otlp_batches_sent_again_add_nothing(
+    cls: type[Tool], service: str, branch: str, tmp_path: Path
+) -> None:
+    need_receiver()
+    async with real_run(cls, tmp_path, otlp=True, relay=True) as run:
+        assert run.relay is not None and run.otlp_url is not None
+        async with run.sidecar(sources=False, otlp=True) as client:
+            await receiver_up(run)
+            for text in PROMPTS:
+                await run.prompt(text)
+            await until_today_is(client, run.expected(), 10, "the exports in status")
+            sent = list(run.relay.exports)
+            assert sent and all(e.status == 200 for e in sent), [e.status for e in sent]
+            for export in sent:  # as an exporter retries a batch whose answer it lost
+                status, _, _ = await asyncio.to_thread(
+                    post, run.otlp_url + export.path, export.body, export.content_type
+                )
+                assert status == 200
+            after = await client.status()
+        assert today_sum(after) == {**run.expected(), "events": len(PROMPTS)}
+
+
+@pytest.mark.real_tools
+@pytest.mark.parametrize(("cls", "service", "branch"), TOOLS)
+async def test_a_real_tool_through_its_logs_and_otlp_at_once_counts_once(
+    cls: type[Tool], service: str, branch: str, tmp_path: Path
+) -> None:
+    """Both orders, on one run's real files and batches: OTLP first (the sidecar receives the
+    exports; its log source reads the logs afterwards), then logs first (a scan, then the same
+    batches sent to a second data home's receiver)."""
+    need_receiver()
+    assert cls.source is not None
+    need_source(cls.source, branch)
+    async with real_run(cls, tmp_path, otlp=True, relay=True) as run:
+        assert run.relay is not None and run.otlp_url is not None
+        once = {**run.expected(), "events": 0}  # filled in below
+        async with run.sidecar(sources=True, otlp=True) as client:
+            await receiver_up(run)
+            for text in PROMPTS:
+                await run.prompt(text)
+            once = {**run.expected(), "events": len(PROMPTS)}
+            await until_today_is(client, run.expected(), 10, "the exports in status")
+        # the log channel now reads the same requests (the sidecar's watcher may have already)
+        home = str(run.tool.home)
+        done = run_cli(run.data, "scan", "--source", run.label(), HOME=home)
+        assert done.returncode == 0, done.stderr
+        assert today_sum(run.cli("status", "--json")) == once, "OTLP first, then the logs"
+
+        run.data = tmp_path / "data-logs-first"
+        done = run_cli(run.data, "scan", "--source", run.label(), HOME=home)
+        assert done.returncode == 0, done.stderr
+        assert today_sum(run.cli("status", "--json")) == once, "the logs alone"
+        async with run.sidecar(sources=False, otlp=True) as client:
+            await receiver_up(run)
+            for export in run.relay.exports:
+                status, _, _ = await asyncio.to_thread(
+                    post, run.otlp_url + export.path, export.body, export.content_type
+                )
+                assert status == 200
+            assert today_sum(await client.status()) == once, "the logs first, then OTLP"
