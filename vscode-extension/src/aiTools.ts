@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Json, JsonObject, parseJsonConfig } from './jsonConfig';
 import { parseTomlConfig } from './tomlConfig';
-import { Change, FileTarget, Planned, SettingsStore, planFileKeys, planSettings, readGroup, readText, sameJson } from './toolChange';
+import { Change, FileTarget, Planned, SettingsStore, planFileKeys, planSettings, policyValue, readGroup, readText, sameJson } from './toolChange';
 
 export type ToolId = 'receiver' | 'claudeCode' | 'geminiCli' | 'codex' | 'copilotChat';
 
@@ -190,12 +190,10 @@ function planCopilotChat(ctx: ToolContext): ToolPlan {
     [`${COPILOT}protocol`]: 'http/json',
   };
   for (const key of [...Object.keys(desired), `${COPILOT}headers`]) {
-    const i = ctx.settings.inspect(key);
-    const layered = i ? (i.workspaceFolderValue ?? i.workspaceValue ?? i.globalValue ?? i.defaultValue) : undefined;
-    const effective = ctx.settings.effective(key);
-    if (i && effective !== undefined && !sameJson(effective, layered)) {
+    if (policyValue(ctx.settings, key)) {
       return { ...base, state: 'managed', reason: `managed by your organisation (a policy sets ${key})` };
     }
+    const i = ctx.settings.inspect(key);
     if (i && (i.workspaceValue !== undefined || i.workspaceFolderValue !== undefined)) {
       base.notes.push(`this workspace sets ${key}, which wins over the user setting here`);
     }

@@ -26,7 +26,8 @@ export function parseJsonConfig(text: string, what: string): { ok: true; value: 
   if (!root || root.type !== 'object') {
     return { ok: false, error: `${what} does not hold a JSON object` };
   }
-  return { ok: true, value: getNodeValue(root) as JsonObject };
+  // plain objects (jsonc-parser builds them without a prototype)
+  return { ok: true, value: JSON.parse(JSON.stringify(getNodeValue(root))) as JsonObject };
 }
 
 /**

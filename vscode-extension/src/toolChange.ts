@@ -283,11 +283,34 @@ export function planSettings(store: SettingsStore, desired: Record<string, Json>
   return keys.length ? { ok: true, change: { kind: 'settings', keys } } : { ok: false, state: 'connected', reason: 'already set' };
 }
 
+/**
+ * Writes the user values. A policy that forces a value equal to the layers below it only shows
+ * once we have written: if a key's value then is not what the layers say, the writes are taken
+ * back and the change is refused as managed.
+ */
 export async function applySettingsChange(store: SettingsStore, change: SettingsChange): Promise<SettingsRecord> {
   for (const k of change.keys) {
     await store.updateGlobal(k.key, k.value);
   }
+  const forced = change.keys.find((k) => policyValue(store, k.key) !== undefined);
+  if (forced) {
+    for (const k of change.keys) {
+      await store.updateGlobal(k.key, k.had ? k.previous : undefined);
+    }
+    throw new Error(`managed by your organisation (a policy sets ${forced.key}); nothing changed`);
+  }
   return { kind: 'settings', keys: change.keys };
+}
+
+/** The value a policy forces on a setting (the effective value differs from what its layers give), if any. */
+export function policyValue(store: SettingsStore, key: string): { value: unknown } | undefined {
+  const i = store.inspect(key);
+  if (!i) {
+    return undefined;
+  }
+  const layered = i.workspaceFolderValue ?? i.workspaceValue ?? i.globalValue ?? i.defaultValue;
+  const effective = store.effective(key);
+  return effective !== undefined && !sameJson(effective, layered) ? { value: effective } : undefined;
 }
 
 /** Puts back the user values from before the records, where they still hold what we wrote. */
