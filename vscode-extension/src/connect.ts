@@ -84,8 +84,10 @@ async function connect(context: vscode.ExtensionContext, previews: Previews, log
     }
   }
   const receiverOff = ctx.settings.effective(RECEIVER_SETTING) !== true;
+  const connected = done.filter((name) => !picked.some((p) => p.tool === 'receiver' && p.name === name));
   const text = [
-    done.length ? `connected ${done.join(', ')}; they send their usage to 127.0.0.1:${ctx.port} from their next session on.` : '',
+    connected.length ? `connected ${connected.join(', ')}: from their next session on they send their usage to 127.0.0.1:${ctx.port}.` : '',
+    connected.length < done.length ? `The receiver (${RECEIVER_SETTING}) is on.` : '',
     failed.length ? `Not changed: ${failed.join('; ')}.` : '',
     receiverOff ? `The receiver is off (${RECEIVER_SETTING}): nothing is received until it is on.` : '',
     done.length ? 'To undo: DX Telemetry: Disconnect AI Tools…' : '',
