@@ -1124,6 +1124,10 @@ async function phaseConnectAiTools(ctx: Ctx): Promise<void> {
     check('nothing is written before the developer accepts', fs.readFileSync(settingsFile, 'utf8') === CLAUDE_SETTINGS);
     await tickQuickPickRow(page, 'DX Telemetry: Connect AI Tools', 'Claude Code');
     await tickQuickPickRow(page, 'DX Telemetry: Connect AI Tools', RECEIVER_ITEM);
+    if (process.env.E2E_SCREENSHOTS) {
+      fs.mkdirSync(process.env.E2E_SCREENSHOTS, { recursive: true });
+      await page.screenshot({ path: path.join(process.env.E2E_SCREENSHOTS, 'connect-ai-tools.png') });
+    }
     await page.locator('.quick-input-widget input').first().press('Enter');
 
     // 2. Claude Code's env block, everything else kept; the receiver turned on in the user settings.
