@@ -919,7 +919,8 @@ async function phaseSecretStorage(ctx: Ctx): Promise<void> {
       withToken.length === 0 && procs.some(isExtensionHost),
       withToken.map((p) => `${p.pid} ${p.argv.slice(0, 2).join(' ')}`).join('; '),
     );
-    const found = extensionLog(s.userData).split('\n').find((l) => l.includes('starting the sidecar:')) ?? '';
+    // VS Code writes the log channel to disk a moment later: wait for the line
+    const found = await waitFor('the log line on the interpreter found', 30_000, () => extensionLog(s.userData).split('\n').find((l) => l.includes('starting the sidecar:'))).catch(() => '');
     check(
       `the sidecar runs on the python3 of the login shell's PATH, no interpreter setting (${first.argv.join(' ')})`,
       found.includes(`at ${ctx.barePython} (on the PATH)`) && (first.env.PATH ?? '').split(':').includes(path.dirname(ctx.barePython)),
