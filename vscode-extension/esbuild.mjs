@@ -1,4 +1,5 @@
-// Bundles src/extension.ts and vscode-languageclient into dist/extension.js (vscode is external).
+// Bundles src/extension.ts and its dependencies (vscode-languageclient, jsonc-parser, smol-toml)
+// into dist/extension.js (vscode is external).
 import * as esbuild from 'esbuild';
 
 const production = process.argv.includes('--production');
@@ -10,6 +11,8 @@ await esbuild.build({
   external: ['vscode'],
   format: 'cjs',
   platform: 'node',
+  // ES module builds first: jsonc-parser's UMD build requires its parts at run time, unbundled
+  mainFields: ['module', 'main'],
   target: 'node18',
   minify: production,
   sourcemap: !production,

@@ -6,6 +6,7 @@ import * as vscode from 'vscode';
 import { Trace } from 'vscode-languageclient/node';
 import { SidecarController } from './client';
 import { registerCommands } from './commands';
+import { registerConnectCommands } from './connect';
 import { createLanguageConnection } from './languageClient';
 import { Launch, LaunchProblem, sidecarLaunch } from './launch';
 import { Redactor, channelLogger, redactingChannel } from './log';
@@ -115,6 +116,7 @@ export function activate(context: vscode.ExtensionContext): DxTelemetryApi {
   );
 
   registerCommands(context, { controller: sidecar, tokens, report, channel, lastStatus: () => statusBar.lastStatus });
+  registerConnectCommands(context, log);
 
   log.info(`DX Telemetry ${String(context.extension.packageJSON.version)} activated on VS Code ${vscode.version}`);
   void sidecar.start().then(() => log.debug(`start() returned ${Date.now() - activatedAt} ms after activation`));

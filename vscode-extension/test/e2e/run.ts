@@ -1,6 +1,6 @@
 // The real VS Code end-to-end test: code-server (VS Code 1.139 from npm, on Node 24) with the
 // built .vsix installed, driven by headless Debian chromium through playwright-core. A loopback
-// HTTP server plays DX strictly. Two phases, each in its own fresh scratch folder (HOME, XDG_*,
+// HTTP server plays DX strictly. Three phases, each in its own fresh scratch folder (HOME, XDG_*,
 // TMPDIR, user-data, extensions, data folder) and its own code-server:
 //
 //   1. the token inherited from the environment (managed machines), plus the reporter extension:
@@ -11,14 +11,17 @@
 //      nothing is pushed; "DX Telemetry: Set API Token" from the palette, typed into the password
 //      box; the sidecar restarts with it and yesterday arrives once; the token is in clear text in
 //      no file, log or argv; it survives closing and reopening the editor (nothing is pushed
-//      twice); "Clear API Token" brings the warning back, with no fallback to any environment.
+//      twice); "Clear API Token" brings the warning back, with no fallback to any environment;
+//   3. "DX Telemetry: Connect AI Tools…" with a fake HOME holding a Claude Code settings.json: the
+//      preview, the list, the accepted change in the file (comments kept) and the user settings;
+//      then "Disconnect AI Tools…" gives back the file byte for byte.
 //
 // It waits on conditions with deadlines (no fixed sleeps; only the memory measurement spaces its
 // samples) and cleans up every process it started.
 //
 // Environment (set by `make ext-e2e`): CODE_SERVER, NODE24_BIN, DX_CLI, VSIX.
 // Optional: CHROMIUM (default /usr/bin/chromium), E2E_KEEP=1 (keep the scratch folder),
-// E2E_ONLY=1, 2 or 0 (one phase, or none), E2E_MEASURE=<rounds> (also measure the extension
+// E2E_ONLY=1, 2, 3 or 0 (one phase, or none), E2E_MEASURE=<rounds> (also measure the extension
 // host's memory with and without the extension: <rounds> code-server runs of each, alternated;
 // E2E_MEASURE_AGE_MS is the window age at which the samples are taken, default 20000).
 
@@ -28,6 +31,7 @@ import * as http from 'http';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
+import { parse as parseJsonc } from 'jsonc-parser';
 import { Page, chromium } from 'playwright-core';
 
 const TOKEN_ENV = 'DX_DATA_CLOUD_TOKEN';
@@ -915,7 +919,8 @@ async function phaseSecretStorage(ctx: Ctx): Promise<void> {
       withToken.length === 0 && procs.some(isExtensionHost),
       withToken.map((p) => `${p.pid} ${p.argv.slice(0, 2).join(' ')}`).join('; '),
     );
-    const found = extensionLog(s.userData).split('\n').find((l) => l.includes('starting the sidecar:')) ?? '';
+    // VS Code writes the log channel to disk a moment later: wait for the line
+    const found = await waitFor('the log line on the interpreter found', 30_000, () => extensionLog(s.userData).split('\n').find((l) => l.includes('starting the sidecar:'))).catch(() => '');
     check(
       `the sidecar runs on the python3 of the login shell's PATH, no interpreter setting (${first.argv.join(' ')})`,
       found.includes(`at ${ctx.barePython} (on the PATH)`) && (first.env.PATH ?? '').split(':').includes(path.dirname(ctx.barePython)),
@@ -1043,6 +1048,139 @@ async function phaseSecretStorage(ctx: Ctx): Promise<void> {
   } finally {
     await shutdown(s, server, wb);
     await fakeDx.close();
+  }
+}
+
+// -- phase 3: Connect AI Tools… and Disconnect AI Tools… on a Claude Code settings file ------------
+
+/** A Claude Code user settings file as developers keep them: comments, a key of their own. */
+const CLAUDE_SETTINGS = '{\n  // my Claude Code settings\n  "model": "opus",\n  "env": {\n    "ANTHROPIC_API_KEY": "sk-ant-e2e-not-a-key" // kept\n  }\n}\n';
+const RECEIVER_ITEM = "DX Telemetry's OTLP receiver";
+
+/** The text of the editor whose active tab is `tab` (Monaco shows spaces as no-break spaces). */
+async function editorText(page: Page, tab: string): Promise<string | undefined> {
+  const group = page.locator('.editor-group-container').filter({ has: page.locator('.tab.active', { hasText: tab }) });
+  const lines = group.locator('.monaco-editor .view-lines');
+  if ((await lines.count()) === 0) {
+    return undefined;
+  }
+  return (await lines.first().innerText()).replace(/\u00a0/g, ' ');
+}
+
+/** Ticks a row of the multi-select quick pick titled `title` (a click toggles it); waits until it is ticked. */
+async function tickQuickPickRow(page: Page, title: string, label: string): Promise<void> {
+  // the list is reused from one quick pick to the next: wait for this one
+  await page.locator('.quick-input-widget .quick-input-title', { hasText: title }).waitFor({ state: 'visible', timeout: 60_000 });
+  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: label }).first();
+  await row.waitFor({ state: 'visible', timeout: 30_000 });
+  const ticked = async () => (await row.getAttribute('aria-checked')) === 'true';
+  if (!(await ticked())) {
+    await row.click();
+  }
+  await waitFor(`the quick pick row "${label}" to be ticked`, 10_000, ticked);
+}
+
+async function phaseConnectAiTools(ctx: Ctx): Promise<void> {
+  const s = makeScratch(ctx.top, 'con', ctx.nodeBin);
+  const settingsFile = path.join(s.home, '.claude', 'settings.json');
+  fs.mkdirSync(path.dirname(settingsFile), { recursive: true });
+  fs.writeFileSync(settingsFile, CLAUDE_SETTINGS);
+  const userSettingsFile = path.join(s.userData, 'User', 'settings.json');
+  let server: Server | undefined;
+  let wb: Workbench | undefined;
+  try {
+    await installExtension(s, ctx.codeServer, ctx.vsix);
+    writeUserSettings(s, { 'dxTelemetry.email': EMAIL, 'dxTelemetry.tool': 'e2e-tool', 'dxTelemetry.flush.enabled': false });
+    writeMachineSettings(s, { 'dxTelemetry.python.interpreter': ctx.barePython });
+    server = await startCodeServer(s, ctx.codeServer, {});
+    wb = await openWorkbench(s, server.port, ctx.chromiumPath);
+    const page = wb.page;
+    await waitFor('the extension to start its sidecar', 90_000, () => ourProcesses(s.root).find(isSidecar));
+    // read after start-up: VS Code migrates some of the user settings itself when it starts
+    const userSettingsBefore = JSON.parse(fs.readFileSync(userSettingsFile, 'utf8')) as Record<string, unknown>;
+
+    // 1. Connect: the preview shows the exact lines, the list offers the receiver and Claude Code.
+    await startCommand(page, 'DX Telemetry: Connect AI Tools…');
+    await page.locator('.quick-input-widget .quick-input-title', { hasText: 'DX Telemetry: Connect AI Tools' }).waitFor({ state: 'visible', timeout: 60_000 });
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Claude Code' }).first().waitFor({ state: 'visible', timeout: 30_000 });
+    const rows = (await page.locator('.quick-input-list .monaco-list-row').allInnerTexts()).map((t) => t.replace(/\s+/g, ' '));
+    check(
+      `the list offers the receiver and Claude Code (its settings file in the fake HOME), none ticked (${rows.length} rows)`,
+      rows.some((r) => r.includes(RECEIVER_ITEM)) && rows.some((r) => r.includes('Claude Code') && r.includes('~/.claude/settings.json')) && (await page.locator('.quick-input-list .monaco-list-row[aria-checked="true"]').count()) === 0,
+      JSON.stringify(rows),
+    );
+    const preview = await waitFor('the preview of the change', 30_000, async () => {
+      const text = await editorText(page, 'Connect AI Tools.diff');
+      return text && text.includes('OTEL_EXPORTER_OTLP_ENDPOINT') ? text : undefined;
+    });
+    check(
+      'the preview shows the exact lines added to ~/.claude/settings.json, with their context',
+      preview.includes('--- ~/.claude/settings.json') &&
+        preview.includes('"ANTHROPIC_API_KEY": "sk-ant-e2e-not-a-key" // kept') &&
+        preview.includes('+    "CLAUDE_CODE_ENABLE_TELEMETRY": "1",') &&
+        preview.includes('+    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4319"') &&
+        preview.includes('+  "dxTelemetry.otlp.enabled": true'),
+      preview,
+    );
+    check('nothing is written before the developer accepts', fs.readFileSync(settingsFile, 'utf8') === CLAUDE_SETTINGS);
+    await tickQuickPickRow(page, 'DX Telemetry: Connect AI Tools', 'Claude Code');
+    await tickQuickPickRow(page, 'DX Telemetry: Connect AI Tools', RECEIVER_ITEM);
+    if (process.env.E2E_SCREENSHOTS) {
+      fs.mkdirSync(process.env.E2E_SCREENSHOTS, { recursive: true });
+      await page.screenshot({ path: path.join(process.env.E2E_SCREENSHOTS, 'connect-ai-tools.png') });
+    }
+    await page.locator('.quick-input-widget input').first().press('Enter');
+
+    // 2. Claude Code's env block, everything else kept; the receiver turned on in the user settings.
+    const connected = await waitFor('~/.claude/settings.json to be connected', 30_000, () => {
+      const text = fs.readFileSync(settingsFile, 'utf8');
+      return text !== CLAUDE_SETTINGS ? text : undefined;
+    });
+    const env = (parseJsonc(connected) as { env: Record<string, string> }).env;
+    check(
+      'Claude Code gets CLAUDE_CODE_ENABLE_TELEMETRY=1, OTEL_LOGS_EXPORTER=otlp, http/json to 127.0.0.1:4319 in its env block',
+      env.CLAUDE_CODE_ENABLE_TELEMETRY === '1' && env.OTEL_LOGS_EXPORTER === 'otlp' && env.OTEL_EXPORTER_OTLP_PROTOCOL === 'http/json' && env.OTEL_EXPORTER_OTLP_ENDPOINT === 'http://127.0.0.1:4319',
+      connected,
+    );
+    check(
+      'the comments and the key of its own are kept',
+      connected.startsWith('{\n  // my Claude Code settings\n  "model": "opus",\n  "env": {\n    "ANTHROPIC_API_KEY": "sk-ant-e2e-not-a-key", // kept\n') && Object.keys(env).length === 5,
+      connected,
+    );
+    const userSettings = await waitFor('dxTelemetry.otlp.enabled in the user settings', 30_000, () => {
+      const v = JSON.parse(fs.readFileSync(userSettingsFile, 'utf8')) as Record<string, unknown>;
+      return v['dxTelemetry.otlp.enabled'] === true ? v : undefined;
+    });
+    check('the receiver is turned on in the user settings, the rest of them kept', JSON.stringify({ ...userSettings, 'dxTelemetry.otlp.enabled': undefined }) === JSON.stringify(userSettingsBefore));
+    await page.locator('.notifications-toasts', { hasText: /connected Claude Code/ }).first().waitFor({ state: 'visible', timeout: 30_000 });
+    check('a notification says Claude Code is connected and how to undo it', (await page.locator('.notifications-toasts').allInnerTexts()).some((t) => t.includes('Disconnect AI Tools')));
+    const previewTabs = await page.locator('.tab', { hasText: 'Connect AI Tools.diff' }).count();
+    check('the preview closed with the list', previewTabs === 0, `${previewTabs} tab(s)`);
+
+    // 3. Disconnect: the file is byte for byte what it was, and the receiver setting is gone again.
+    await startCommand(page, 'DX Telemetry: Disconnect AI Tools…');
+    await tickQuickPickRow(page, 'DX Telemetry: Disconnect AI Tools', 'Claude Code');
+    await tickQuickPickRow(page, 'DX Telemetry: Disconnect AI Tools', RECEIVER_ITEM);
+    await page.locator('.quick-input-widget input').first().press('Enter');
+    const restored = await waitFor('~/.claude/settings.json to be restored', 30_000, () => fs.readFileSync(settingsFile, 'utf8') === CLAUDE_SETTINGS);
+    check('Disconnect gives back ~/.claude/settings.json byte for byte', restored);
+    await waitFor('dxTelemetry.otlp.enabled to leave the user settings', 30_000, () => !('dxTelemetry.otlp.enabled' in (JSON.parse(fs.readFileSync(userSettingsFile, 'utf8')) as object)));
+    check('and takes the receiver setting out of the user settings again', true);
+    await runCommand(page, 'DX Telemetry: Disconnect AI Tools…');
+    await page.locator('.notifications-toasts', { hasText: /changed nothing here that is left to undo/ }).first().waitFor({ state: 'visible', timeout: 30_000 });
+    check('a second Disconnect finds nothing left to undo', true);
+    const log = extensionLog(s.userData);
+    check('the log names what changed, never the file contents', log.includes('Connect AI Tools: Claude Code: changed ~/.claude/settings.json') && log.includes('Disconnect AI Tools: Claude Code: restored') && !log.includes('sk-ant-e2e-not-a-key'));
+
+    await wb.close();
+    wb = undefined;
+    await checkCleanStop(s, server);
+    server = undefined;
+  } catch (error) {
+    dumpLogs(s, server);
+    throw error;
+  } finally {
+    await shutdown(s, server, wb);
   }
 }
 
@@ -1189,6 +1327,9 @@ async function main(): Promise<void> {
     }
     if (!only || only === '2') {
       await phase('phase 2: the token set by the user (Set API Token, SecretStorage), then cleared', () => phaseSecretStorage(ctx));
+    }
+    if (!only || only === '3') {
+      await phase('phase 3: Connect AI Tools and Disconnect AI Tools on a Claude Code settings.json in a fake HOME', () => phaseConnectAiTools(ctx));
     }
     const rounds = Number(process.env.E2E_MEASURE ?? 0);
     if (rounds > 0) {

@@ -107,6 +107,9 @@ describe('package.json contributions', () => {
     retentionDays: 90,
     'spend.estimate': true,
     'python.interpreter': '',
+    'otlp.enabled': false,
+    'otlp.port': 4319,
+    'otlp.tools': {},
   };
   const SOURCES: Record<string, string> = {
     claudeCode: 'claude-code',
@@ -115,6 +118,16 @@ describe('package.json contributions', () => {
     rooCode: 'roo-code',
     kiloCode: 'kilo-code',
     continue: 'continue',
+    geminiCli: 'gemini-cli',
+    copilotChat: 'copilot-chat',
+    copilotCli: 'copilot-cli',
+    opencode: 'opencode',
+    qwenCode: 'qwen-code',
+    aider: 'aider',
+    droid: 'droid',
+    goose: 'goose',
+    zed: 'zed',
+    junie: 'junie',
   };
   for (const [name, tool] of Object.entries(SOURCES)) {
     INTERFACE_SETTINGS[`sources.${name}.enabled`] = false;
@@ -133,15 +146,54 @@ describe('package.json contributions', () => {
   });
 
   it('machine-scopes what would let a repository redirect the telemetry or pick a program', () => {
-    for (const key of ['email', 'tool', 'instanceUrl', 'python.interpreter']) {
+    for (const key of ['email', 'tool', 'instanceUrl', 'python.interpreter', 'otlp.port', ...Object.keys(SOURCES).map((s) => `sources.${s}.path`)]) {
       assert.ok(['machine', 'application'].includes(props[`dxTelemetry.${key}`].scope ?? ''), key);
     }
+  });
+
+  it('gives every source the shape and scopes of the first ones, and a description of what it reads', () => {
+    for (const name of Object.keys(SOURCES)) {
+      for (const leaf of ['enabled', 'tool', 'path']) {
+        const p = props[`dxTelemetry.sources.${name}.${leaf}`];
+        const model = props[`dxTelemetry.sources.claudeCode.${leaf}`];
+        assert.strictEqual(p.type, model.type, `${name}.${leaf}`);
+        assert.strictEqual(p.scope, model.scope, `${name}.${leaf}`);
+      }
+      assert.match(props[`dxTelemetry.sources.${name}.enabled`].markdownDescription ?? '', /^Read .*never prompts or code/, name);
+    }
+    assert.match(props['dxTelemetry.sources.aider.path'].markdownDescription ?? '', /analytics log \*\*file\*\*/);
+    const port = props['dxTelemetry.otlp.port'] as { minimum?: number; maximum?: number };
+    assert.deepStrictEqual([port.minimum, port.maximum], [1024, 65535]);
+  });
+
+  it('passes every contributed setting to the sidecar: the snapshot holds each at its nested path', () => {
+    // what getConfiguration('dxTelemetry') holds when nothing is set: the defaults, nested by dots
+    const nested: Record<string, unknown> = {};
+    for (const [key, p] of Object.entries(props)) {
+      const parts = key.replace(/^dxTelemetry\./, '').split('.');
+      let node = nested;
+      for (const part of parts.slice(0, -1)) {
+        node = (node[part] ??= {}) as Record<string, unknown>;
+      }
+      node[parts[parts.length - 1]] = p.default;
+    }
+    (nested.otlp as Record<string, unknown>).tools = { 'claude-code': 'claude-code', codex_exec: 'codex' };
+    const snapshot = sectionSnapshot(() => configuration(nested));
+    for (const [key, p] of Object.entries(props)) {
+      const parts = key.replace(/^dxTelemetry\./, '').split('.');
+      const value = parts.reduce<unknown>((node, part) => (node as Record<string, unknown> | undefined)?.[part], snapshot);
+      assert.deepStrictEqual(value, key === 'dxTelemetry.otlp.tools' ? { 'claude-code': 'claude-code', codex_exec: 'codex' } : p.default, key);
+    }
+    assert.strictEqual((snapshot.otlp as Record<string, unknown>).port, 4319);
+    assert.strictEqual(((snapshot.sources as Record<string, Record<string, unknown>>).aider).tool, 'aider');
   });
 
   it('contributes the fixed command ids, activates on startup, has no hard dependency on the Python extension', () => {
     const ids = manifest.contributes.commands.map((c) => c.command).sort();
     assert.deepStrictEqual(ids, [
       'dxTelemetry.clearApiToken',
+      'dxTelemetry.connectAiTools',
+      'dxTelemetry.disconnectAiTools',
       'dxTelemetry.flushNow',
       'dxTelemetry.markPushed',
       'dxTelemetry.openDataFolder',
