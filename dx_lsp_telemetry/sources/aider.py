@@ -47,11 +47,16 @@ class Aider(Source):
         return [Path(env.get("HOME") or env.get("USERPROFILE") or Path.home()) / DEFAULT]
 
     def watch_dirs(self, homes: Iterable[Path]) -> list[Path]:
-        """Aider's own folder only: a log kept elsewhere (a home folder, a project) is left to
-        the periodic scan rather than watching everything under it."""
+        """Aider's own folder, whole."""
         homes = list(homes)
         self._logs.update(homes)
         return [h.parent for h in homes if h.parent.name == ".aider" and h.parent.is_dir()]
+
+    def flat_watch_dirs(self, homes: Iterable[Path]) -> list[Path]:
+        """A log kept elsewhere (a home folder, a project): its folder without subfolders."""
+        homes = list(homes)
+        self._logs.update(homes)
+        return [h.parent for h in homes if h.parent.name != ".aider" and h.parent.is_dir()]
 
     def files(self, homes: Iterable[Path]) -> Iterator[Path]:
         for home in homes:

@@ -87,6 +87,11 @@ class Source(ABC):
         """A scan of this source starts (under its lock): a source whose records depend on what
         the ledger holds (running totals) takes its bearings. Nothing for most."""
 
+    def flat_watch_dirs(self, homes: Iterable[Path]) -> list[Path]:
+        """Existing folders to watch without their subfolders: where a single log file lives
+        in a big folder (a home), watching it whole would cost too much. None for most."""
+        return []
+
     def file_for(self, path: Path) -> Path:
         """The file a changed path stands for (a database's `-wal` file: the database)."""
         return path

@@ -117,11 +117,13 @@ class SourceWatcher:
     def _restart_observer(self) -> None:
         self._stop_observer()
         with self._cv:
-            dirs = []
+            dirs: list[tuple[Path, bool]] = []  # (folder, recursive)
             for a in self._active.values():
-                mine = a.ingestor.source.watch_dirs(a.ingestor.homes)
-                a.roots = tuple(str(d) for d in mine)
-                dirs += mine
+                source = a.ingestor.source
+                mine = source.watch_dirs(a.ingestor.homes)
+                flat = source.flat_watch_dirs(a.ingestor.homes)
+                a.roots = tuple(str(d) for d in mine + flat)
+                dirs += [(d, True) for d in mine] + [(d, False) for d in flat]
         if not dirs:
             return
         from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -139,9 +141,9 @@ class SourceWatcher:
 
         observer = Observer()
         observer.daemon = True
-        for directory in dirs:
+        for directory, recursive in dirs:
             try:
-                observer.schedule(Hint(), str(directory), recursive=True, event_filter=CHANGES)
+                observer.schedule(Hint(), str(directory), recursive=recursive, event_filter=CHANGES)
             except OSError as exc:  # inotify watch or instance limits, permissions
                 self._log_once(
                     f"cannot watch {directory} ({exc}); the periodic scan still reads it"
