@@ -1151,7 +1151,8 @@ async function phaseConnectAiTools(ctx: Ctx): Promise<void> {
       const v = JSON.parse(fs.readFileSync(userSettingsFile, 'utf8')) as Record<string, unknown>;
       return v['dxTelemetry.otlp.enabled'] === true ? v : undefined;
     });
-    check('the receiver is turned on in the user settings, the rest of them kept', JSON.stringify({ ...userSettings, 'dxTelemetry.otlp.enabled': undefined }) === JSON.stringify(userSettingsBefore));
+    const rest = JSON.stringify({ ...userSettings, 'dxTelemetry.otlp.enabled': undefined });
+    check('the receiver is turned on in the user settings, the rest of them kept', rest === JSON.stringify(userSettingsBefore), `${rest} vs ${JSON.stringify(userSettingsBefore)}`);
     await page.locator('.notifications-toasts', { hasText: /connected Claude Code/ }).first().waitFor({ state: 'visible', timeout: 30_000 });
     check('a notification says Claude Code is connected and how to undo it', (await page.locator('.notifications-toasts').allInnerTexts()).some((t) => t.includes('Disconnect AI Tools')));
     const previewTabs = await page.locator('.tab', { hasText: 'Connect AI Tools.diff' }).count();
