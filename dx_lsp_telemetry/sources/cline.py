@@ -67,7 +67,7 @@ from dx_lsp_telemetry.sources.cline_v4 import ClineSessions
 from dx_lsp_telemetry.sources.counts import cost as _cost
 from dx_lsp_telemetry.sources.counts import count as _count
 from dx_lsp_telemetry.sources.opencode import KiloDb
-from dx_lsp_telemetry.sources.tail import identity
+from dx_lsp_telemetry.sources.whole_json import WholeJson
 
 MESSAGES = "ui_messages.json"
 STARTED = "api_req_started"
@@ -136,7 +136,7 @@ class _ClineFamily(Source):
     def __init__(self) -> None:
         #: files whose last read failed to parse, by (identity, size, mtime): a second failure
         #: of an unchanged file is reported, a first one is a write in progress
-        self._failed: dict[str, list[int]] = {}
+        self._whole = WholeJson()
         #: the tool's newer store, read beside its tasks (Cline 4's sessions, `kilo.db`)
         self._store = self.newer_store()
 
@@ -224,32 +224,10 @@ class _ClineFamily(Source):
         return path.name == MESSAGES and path.parent.parent.name == "tasks"
 
     def _read_task(self, path: Path, state: FileState) -> ReadResult:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:  # between the renames of a rewrite
-            return ReadResult([], state, retry=True)
-        try:
-            before = os.fstat(fd)
-            signature = [*identity(before), before.st_size, before.st_mtime_ns]
-            if signature == _signature(state):
-                return ReadResult([], state)
-            chunks = []
-            while chunk := os.read(fd, 1 << 20):
-                chunks.append(chunk)
-            after = os.fstat(fd)
-        finally:
-            os.close(fd)
-        if [*identity(after), after.st_size, after.st_mtime_ns] != signature:
-            return ReadResult([], state, retry=True)  # written to while read
-        key = str(path)
-        try:
-            messages = json.loads(b"".join(chunks))
-        except (ValueError, RecursionError):  # empty or cut short: a write in progress
-            again = self._failed.get(key) == signature
-            self._failed[key] = signature
-            cut = "not valid JSON (a write cut short?); read again when it changes"
-            return ReadResult([], state, retry=True, problem=cut if again else None)
-        self._failed.pop(key, None)
+        loaded = self._whole.read(path, state, _signature(state))
+        if isinstance(loaded, ReadResult):
+            return loaded
+        messages, signature = loaded
         rows: dict[str, Usage] = dict(state.get("rows") or {})
         marks: dict[str, Usage] = dict(state.get("marks") or {})
         racy = time.time_ns() - signature[3] < RACY_NS

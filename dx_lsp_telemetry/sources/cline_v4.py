@@ -17,7 +17,6 @@ the ids and the time are used: never the conversation, the system prompt or the 
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -28,7 +27,7 @@ from typing import Any, ClassVar
 from dx_lsp_telemetry.days import parse_ts
 from dx_lsp_telemetry.sources import counts
 from dx_lsp_telemetry.sources.base import FileState, ReadResult, Source, SourceRecord
-from dx_lsp_telemetry.sources.tail import identity
+from dx_lsp_telemetry.sources.whole_json import WholeJson
 
 SUFFIX = ".messages.json"
 VERSION = 1
@@ -60,7 +59,7 @@ class ClineSessions(Source):
 
     def __init__(self) -> None:
         #: files whose last read failed to parse, by signature: reported when it persists
-        self._failed: dict[str, list[int]] = {}
+        self._whole = WholeJson("a rewrite cut short?")
 
     def homes(self, configured: str, env: Mapping[str, str]) -> list[Path]:
         """The configured folder (a sessions folder, or `~/.cline` holding `data/sessions`),
@@ -102,29 +101,15 @@ class ClineSessions(Source):
         return path.name.endswith(SUFFIX) and len(path.name) > len(SUFFIX)
 
     def read(self, path: Path, state: FileState) -> ReadResult:
-        fd = os.open(path, os.O_RDONLY)  # missing: the caller's FileNotFoundError
-        try:
-            before = os.fstat(fd)
-            signature = [*identity(before), before.st_size, before.st_mtime_ns]
-            if signature == [*state.get("identity", []), state.get("size"), state.get("mtime")]:
-                return ReadResult([], state)
-            chunks = []
-            while chunk := os.read(fd, 1 << 20):
-                chunks.append(chunk)
-            after = os.fstat(fd)
-        finally:
-            os.close(fd)
-        if [*identity(after), after.st_size, after.st_mtime_ns] != signature:
-            return ReadResult([], state, retry=True)  # written to while read
-        key = str(path)
-        try:
-            doc = json.loads(b"".join(chunks))
-        except (ValueError, RecursionError):  # truncated for a rewrite, or half written
-            again = self._failed.get(key) == signature
-            self._failed[key] = signature
-            cut = "not valid JSON (a rewrite cut short?); read again when it changes"
-            return ReadResult([], state, retry=True, problem=cut if again else None)
-        self._failed.pop(key, None)
+        loaded = self._whole.read(
+            path,
+            state,
+            [*state.get("identity", []), state.get("size"), state.get("mtime")],
+            missing_retries=False,
+        )
+        if isinstance(loaded, ReadResult):
+            return loaded
+        doc, signature = loaded
         rows: dict[str, Usage] = dict(state.get("rows") or {})
         racy = time.time_ns() - signature[3] < RACY_NS
         new_state: FileState = {

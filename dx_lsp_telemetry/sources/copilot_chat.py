@@ -36,8 +36,9 @@ from typing import Any, ClassVar
 
 from dx_lsp_telemetry.sources import chat_session_doc as sdoc
 from dx_lsp_telemetry.sources.base import FileState, ReadResult, Source, SourceRecord
-from dx_lsp_telemetry.sources.tail import identity, unchanged
+from dx_lsp_telemetry.sources.tail import unchanged
 from dx_lsp_telemetry.sources.tail_select import chosen_lines, line_number
+from dx_lsp_telemetry.sources.whole_json import WholeJson
 
 #: VS Code and the forks that run Copilot Chat (the `productName` naming their data folder)
 PRODUCTS = ("Code", "Code - Insiders", "Code - Exploration", "VSCodium")
@@ -102,7 +103,7 @@ class CopilotChat(Source):
     def __init__(self) -> None:
         #: `.json` files whose last read failed to parse, by signature: a second failure of an
         #: unchanged file is reported, a first one is a write in progress
-        self._failed: dict[str, list[int]] = {}
+        self._whole = WholeJson()
 
     def homes(self, configured: str, env: Mapping[str, str]) -> list[Path]:
         """`User` folders: the configured one (a user-data folder, its `User` folder or its
@@ -192,32 +193,12 @@ class CopilotChat(Source):
         return ReadResult(records, state, problem=_problem(bad, _new(problems, reported)))
 
     def _read_snapshot(self, path: Path, state: FileState) -> ReadResult:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            return ReadResult([], state, retry=True)
-        try:
-            before = os.fstat(fd)
-            signature = [*identity(before), before.st_size, before.st_mtime_ns]
-            if signature == [*state.get("identity", []), state.get("size"), state.get("mtime")]:
-                return ReadResult([], state)
-            chunks = []
-            while chunk := os.read(fd, 1 << 20):
-                chunks.append(chunk)
-            after = os.fstat(fd)
-        finally:
-            os.close(fd)
-        if [*identity(after), after.st_size, after.st_mtime_ns] != signature:
-            return ReadResult([], state, retry=True)  # written to while read
-        key = str(path)
-        try:
-            data = json.loads(b"".join(chunks))
-        except (ValueError, RecursionError):  # empty or cut short: a rewrite in progress
-            again = self._failed.get(key) == signature
-            self._failed[key] = signature
-            cut = "not valid JSON (a write cut short?); read again when it changes"
-            return ReadResult([], state, retry=True, problem=cut if again else None)
-        self._failed.pop(key, None)
+        loaded = self._whole.read(
+            path, state, [*state.get("identity", []), state.get("size"), state.get("mtime")]
+        )
+        if isinstance(loaded, ReadResult):
+            return loaded
+        data, signature = loaded
         sent: dict[str, str] = dict(state.get("sent") or {})
         reported: list[str] = list(state.get("bad") or [])
         racy = time.time_ns() - signature[3] < RACY_NS

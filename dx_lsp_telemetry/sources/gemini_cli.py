@@ -31,7 +31,8 @@ from dx_lsp_telemetry.sources import genai_usage
 from dx_lsp_telemetry.sources.base import FileState, ReadResult, Source, SourceRecord, walk_files
 from dx_lsp_telemetry.sources.emitted import is_new
 from dx_lsp_telemetry.sources.line_problems import LineProblems
-from dx_lsp_telemetry.sources.tail import appended_lines, identity
+from dx_lsp_telemetry.sources.tail import appended_lines
+from dx_lsp_telemetry.sources.whole_json import WholeJson
 
 MAX_MODEL = 200
 #: a file changed this recently may be rewritten again within its mtime's granularity
@@ -45,7 +46,7 @@ class GeminiCli(Source):
     def __init__(self) -> None:
         #: legacy files whose last read failed to parse, by signature: a second failure of an
         #: unchanged file is reported, a first one is a rewrite in progress
-        self._failed: dict[str, list[int]] = {}
+        self._whole = WholeJson()
 
     def homes(self, configured: str, env: Mapping[str, str]) -> list[Path]:
         if configured.strip():
@@ -145,32 +146,10 @@ class GeminiCli(Source):
     # -- the legacy rewritten JSON -------------------------------------------------------
 
     def _read_whole(self, path: Path, state: FileState) -> ReadResult:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            return ReadResult([], state, retry=True)
-        try:
-            before = os.fstat(fd)
-            signature = [*identity(before), before.st_size, before.st_mtime_ns]
-            if signature == state.get("signature"):
-                return ReadResult([], state)
-            chunks = []
-            while chunk := os.read(fd, 1 << 20):
-                chunks.append(chunk)
-            after = os.fstat(fd)
-        finally:
-            os.close(fd)
-        if [*identity(after), after.st_size, after.st_mtime_ns] != signature:
-            return ReadResult([], state, retry=True)  # written to while read
-        key = str(path)
-        try:
-            data = json.loads(b"".join(chunks))
-        except (ValueError, RecursionError):  # empty or cut short: a rewrite in progress
-            again = self._failed.get(key) == signature
-            self._failed[key] = signature
-            cut = "not valid JSON (a write cut short?); read again when it changes"
-            return ReadResult([], state, retry=True, problem=cut if again else None)
-        self._failed.pop(key, None)
+        loaded = self._whole.read(path, state, state.get("signature"))
+        if isinstance(loaded, ReadResult):
+            return loaded
+        data, signature = loaded
         racy = time.time_ns() - signature[3] < RACY_NS
         # a same-size rewrite within the mtime's granularity must not look unchanged
         state["signature"] = [*signature[:3], None] if racy else signature
