@@ -23,9 +23,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
-from dx_lsp_telemetry.sources.base import FileState, ReadResult, Source, files_under
-from dx_lsp_telemetry.sources.ingest import event_id
-from dx_lsp_telemetry.sources.running import RunningTotals, Snapshot
+from dx_lsp_telemetry.sources.base import FileState, ReadResult, files_under
+from dx_lsp_telemetry.sources.running import Snapshot
+from dx_lsp_telemetry.sources.running_source import RunningTotalSource
 from dx_lsp_telemetry.sources.tail import identity
 from dx_lsp_telemetry.sources.values import model_name, token_count, tool_time
 
@@ -34,13 +34,13 @@ MAX_BYTES = 16 << 20  # a settings file is a few hundred bytes
 RACY_NS = 2_000_000_000
 
 
-class Droid(Source):
+class Droid(RunningTotalSource):
     name: ClassVar[str] = "droid"
     label: ClassVar[str] = "droid"
     debounce_seconds: ClassVar[float] = 0.5
 
     def __init__(self) -> None:
-        self._totals = RunningTotals(lambda key: event_id(self, key), self.label)
+        super().__init__()
         self._failed: dict[str, list[int]] = {}
 
     def homes(self, configured: str, env: Mapping[str, str]) -> list[Path]:
@@ -59,9 +59,6 @@ class Droid(Source):
 
     def wants(self, path: Path) -> bool:
         return path.name.endswith(SUFFIX) and "sessions" in path.parts
-
-    def begin(self, ledger_dir: Path, now: datetime) -> None:
-        self._totals.begin(ledger_dir, now)
 
     def read(self, path: Path, state: FileState) -> ReadResult:
         try:

@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from dx_lsp_telemetry.sources import sqlite_ro
-from dx_lsp_telemetry.sources.base import FileState, ReadResult, Source
-from dx_lsp_telemetry.sources.ingest import event_id
-from dx_lsp_telemetry.sources.running import RunningTotals, Snapshot
+from dx_lsp_telemetry.sources.base import FileState, ReadResult
+from dx_lsp_telemetry.sources.running import Snapshot
+from dx_lsp_telemetry.sources.running_source import RunningTotalDatabase
 from dx_lsp_telemetry.sources.values import cost_usd, model_name, token_count, tool_time
 
 DB_NAME = "sessions.db"
@@ -42,13 +41,11 @@ _COUNTS = (
 _OPTIONAL = ("accumulated_cost", "model_config_json", "session_type", "updated_at", "created_at")
 
 
-class Goose(Source):
+class Goose(RunningTotalDatabase):
     name: ClassVar[str] = "goose"
     label: ClassVar[str] = "goose"
+    db_name: ClassVar[str] = DB_NAME
     debounce_seconds: ClassVar[float] = 1.0
-
-    def __init__(self) -> None:
-        self._totals = RunningTotals(lambda key: event_id(self, key), self.label)
 
     def homes(self, configured: str, env: Mapping[str, str]) -> list[Path]:
         text = configured.strip()
@@ -68,26 +65,6 @@ class Goose(Source):
             return [home / "Library" / "Application Support" / "goose" / "sessions"]
         data = Path(env.get("XDG_DATA_HOME") or home / ".local" / "share")
         return [data / "goose" / "sessions"]
-
-    def watch_dirs(self, homes: Iterable[Path]) -> list[Path]:
-        return [h for h in homes if h.is_dir()]
-
-    def files(self, homes: Iterable[Path]) -> Iterator[Path]:
-        seen: set[Path] = set()
-        for home in homes:
-            path = home / DB_NAME
-            if path not in seen and path.is_file():
-                seen.add(path)
-                yield path
-
-    def wants(self, path: Path) -> bool:
-        return path.name == DB_NAME or sqlite_ro.is_companion(path, DB_NAME)
-
-    def file_for(self, path: Path) -> Path:
-        return path.with_name(DB_NAME)
-
-    def begin(self, ledger_dir: Path, now: datetime) -> None:
-        self._totals.begin(ledger_dir, now)
 
     def read(self, path: Path, state: FileState) -> ReadResult:
         sig = sqlite_ro.signature(path)
