@@ -18,7 +18,6 @@ and `tool` come on top (see `genai_usage`). Gemini CLI records no cost.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -30,8 +29,7 @@ from dx_lsp_telemetry.days import parse_ts
 from dx_lsp_telemetry.sources import genai_usage
 from dx_lsp_telemetry.sources.base import FileState, ReadResult, Source, SourceRecord, walk_files
 from dx_lsp_telemetry.sources.emitted import is_new
-from dx_lsp_telemetry.sources.line_problems import LineProblems
-from dx_lsp_telemetry.sources.tail import appended_lines
+from dx_lsp_telemetry.sources.line_problems import LineProblems, json_objects
 from dx_lsp_telemetry.sources.whole_json import WholeJson
 
 MAX_MODEL = 200
@@ -92,25 +90,9 @@ class GeminiCli(Source):
     def _read_log(self, path: Path, state: FileState) -> ReadResult:
         records: list[SourceRecord] = []
         problems = LineProblems()
-        number: int | None = None
-        for _offset, line in appended_lines(path, state):
-            if number is None:  # after the reader reset the state of a replaced file
-                number = int(state.get("lines", 0))
-            number += 1
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except (ValueError, RecursionError):
-                problems.add(number, "not JSON")
-                continue
-            if not isinstance(data, dict):
-                problems.add(number, "not a JSON object")
-                continue
+        for number, data in json_objects(path, state, problems):
             for what in self._entry(data, state, records):
                 problems.add(number, what)
-        if number is not None:
-            state["lines"] = number
         return ReadResult(records, state, problem=problems.text())
 
     def _entry(self, data: dict[str, Any], state: FileState, out: list[SourceRecord]) -> list[str]:

@@ -31,8 +31,7 @@ from typing import Any, ClassVar
 from dx_lsp_telemetry.days import parse_ts
 from dx_lsp_telemetry.sources import genai_usage
 from dx_lsp_telemetry.sources.base import FileState, ReadResult, Source, SourceRecord, walk_files
-from dx_lsp_telemetry.sources.line_problems import LineProblems
-from dx_lsp_telemetry.sources.tail import appended_lines
+from dx_lsp_telemetry.sources.line_problems import LineProblems, json_objects
 
 API_RESPONSE = "qwen-code.api_response"
 MAX_MODEL = 200
@@ -105,21 +104,7 @@ class QwenCode(Source):
     def read(self, path: Path, state: FileState) -> ReadResult:
         records: list[SourceRecord] = []
         problems = LineProblems()
-        number: int | None = None
-        for _offset, line in appended_lines(path, state):
-            if number is None:  # after the reader reset the state of a replaced file
-                number = int(state.get("lines", 0))
-            number += 1
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except (ValueError, RecursionError):
-                problems.add(number, "not JSON")
-                continue
-            if not isinstance(data, dict):
-                problems.add(number, "not a JSON object")
-                continue
+        for number, data in json_objects(path, state, problems):
             try:
                 record = _record(data, state)
             except (ValueError, TypeError) as exc:
@@ -127,8 +112,6 @@ class QwenCode(Source):
                 continue
             if record is not None:
                 records.append(record)
-        if number is not None:
-            state["lines"] = number
         return ReadResult(records, state, problem=problems.text())
 
 
