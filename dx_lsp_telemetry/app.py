@@ -229,9 +229,12 @@ class Telemetry:
     def _check_managed(self) -> None:
         """A managed source that changed applies at once, in every window (each looks)."""
         version = self._managed.version
-        self._managed.current()
-        if self._managed.version != version:
-            self._apply_settings()
+        try:
+            self._managed.current()
+            if self._managed.version != version:
+                self._apply_settings()
+        except Exception:  # never the end of the loop that shows other windows' work
+            log.exception("cannot apply the managed settings")
 
     def _save_settings(self, settings: Settings) -> None:
         """So `dx-lsp-telemetry flush` in a terminal pushes as the editor would."""

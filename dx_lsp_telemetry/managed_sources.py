@@ -22,6 +22,7 @@ import os
 import plistlib
 import sys
 from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from xml.parsers.expat import ExpatError
@@ -38,20 +39,16 @@ TEST_FILE_ENV = "DX_TELEMETRY_MANAGED_FILE"
 MAX_BYTES = 1 << 20
 
 # winreg's value types (the numbers are Windows'; winreg exists only there)
-REG_NONE, REG_SZ, REG_EXPAND_SZ, REG_BINARY, REG_DWORD, REG_MULTI_SZ, REG_QWORD = (
-    0,
-    1,
-    2,
-    3,
-    4,
-    7,
-    11,
-)
+REG_NONE, REG_SZ, REG_EXPAND_SZ, REG_BINARY = 0, 1, 2, 3
+REG_DWORD, REG_MULTI_SZ, REG_QWORD = 4, 7, 11
 _REG_NAMES = {REG_NONE: "REG_NONE", REG_BINARY: "REG_BINARY", REG_MULTI_SZ: "REG_MULTI_SZ"}
 
 
-class JsonFile:
-    """A JSON object of settings (`managed.json`)."""
+class _File:
+    """A file of settings, read whole when its stat changes."""
+
+    #: the extension reads the interpreter from managed.json files only
+    is_file = False
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -62,36 +59,39 @@ class JsonFile:
 
     def read(self) -> Found:
         data, problem = _read_bytes(self.path)
-        if problem:
-            return Found(self.origin, True, {}, [problem], is_file=True)
+        found = self._bad(problem) if problem else self._decode(data)
+        return replace(found, is_file=self.is_file)
+
+    def _decode(self, data: bytes) -> Found:
+        raise NotImplementedError
+
+    def _bad(self, why: str) -> Found:
+        return Found(self.origin, True, {}, [f"{self.origin}: {why}: ignored, user settings apply"])
+
+
+class JsonFile(_File):
+    """A JSON object of settings (`managed.json`)."""
+
+    is_file = True
+
+    def _decode(self, data: bytes) -> Found:
         try:
             document = json.loads(data.decode("utf-8-sig"))  # Notepad writes a BOM
         except UnicodeDecodeError:
-            return _bad(self, "is not UTF-8 text", is_file=True)
+            return self._bad("is not UTF-8 text")
         except (ValueError, RecursionError) as exc:
-            return _bad(self, f"is not valid JSON ({exc})", is_file=True)
-        found = entries_of(document, self.origin)
-        return Found(found.origin, True, found.entries, found.problems, is_file=True)
+            return self._bad(f"is not valid JSON ({exc})")
+        return entries_of(document, self.origin)
 
 
-class Plist:
+class Plist(_File):
     """A managed preferences plist (XML or binary) of `DOMAIN`."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.origin = str(path)
-
-    def signature(self) -> Hashable:
-        return _stat_signature(self.path)
-
-    def read(self) -> Found:
-        data, problem = _read_bytes(self.path)
-        if problem:
-            return Found(self.origin, True, {}, [problem])
+    def _decode(self, data: bytes) -> Found:
         try:
             document = plistlib.loads(data)
         except (plistlib.InvalidFileException, ExpatError, ValueError, OverflowError) as exc:
-            return _bad(self, f"is not a property list ({exc or type(exc).__name__})")
+            return self._bad(f"is not a property list ({exc or type(exc).__name__})")
         # a profile's own bookkeeping (PayloadUUID, ...) may sit beside the settings
         return entries_of(document, self.origin, skip=lambda key: key.startswith("Payload"))
 
@@ -107,19 +107,15 @@ def _stat_signature(path: Path) -> Hashable:
 
 
 def _read_bytes(path: Path) -> tuple[bytes, str | None]:
+    """The file's bytes, or why there are none."""
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_BYTES + 1)
     except OSError as exc:
-        return b"", f"{path}: cannot be read ({exc.strerror or exc}): ignored, user settings apply"
+        return b"", f"cannot be read ({exc.strerror or exc})"
     if len(data) > MAX_BYTES:
-        return b"", f"{path}: larger than {MAX_BYTES >> 20} MiB: ignored, user settings apply"
+        return b"", f"larger than {MAX_BYTES >> 20} MiB"
     return data, None
-
-
-def _bad(source: JsonFile | Plist, why: str, *, is_file: bool = False) -> Found:
-    problem = f"{source.origin}: {why}: ignored, user settings apply"
-    return Found(source.origin, True, {}, [problem], is_file=is_file)
 
 
 # -- the Windows registry ---------------------------------------------------------------------
