@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, Union
 
@@ -36,6 +37,8 @@ from dx_lsp_telemetry.journal import Journal
 from dx_lsp_telemetry.ledger import Appended, LedgerError, LedgerWriter
 from dx_lsp_telemetry.ledger_index import LedgerIndex
 from dx_lsp_telemetry.logs import Throttle
+from dx_lsp_telemetry.managed import ManagedConfig, ManagedSettings, apply_managed
+from dx_lsp_telemetry.managed_sources import machine_sources
 from dx_lsp_telemetry.paths import DataPaths
 from dx_lsp_telemetry.private import FILE_MODE, create_private_text, private_dir
 from dx_lsp_telemetry.pusher import ConfigurationError, CycleReport, PushBusy, Pusher, PushError
@@ -46,7 +49,7 @@ from dx_lsp_telemetry.recorder import (
     not_recorded,
 )
 from dx_lsp_telemetry.retention import prune
-from dx_lsp_telemetry.settings import ParsedSettings, Settings, parse_settings
+from dx_lsp_telemetry.settings import SECTION, ParsedSettings, Settings, parse_settings
 from dx_lsp_telemetry.status import StatusInputs, build_status
 
 if TYPE_CHECKING:
@@ -91,7 +94,16 @@ class Telemetry:
         self._on_status = on_status
         self._clock = clock
         self._rng = random.Random()
-        self._parsed: ParsedSettings = parse_settings(None, env)
+        #: the machine's managed configuration, over the editor's settings (`managed.py`)
+        self._managed = ManagedSettings(machine_sources(env))
+        self._managed_config: ManagedConfig = self._managed.current()
+        self._logged_managed: tuple[object, ...] = ()
+        #: the editor's section as last sent, for applying a changed managed configuration
+        self._raw_settings: Any = None
+        #: problems left out, so the first `configure` logs all that is wrong
+        self._parsed: ParsedSettings = replace(
+            apply_managed(None, self._managed_config, env), problems=[]
+        )
         self._io = ThreadPoolExecutor(1, thread_name_prefix="dx-io")
         #: events validated and waiting to be written, with their answers (loop thread only)
         self._queue: list[tuple[UsageEvent, Done]] = []
@@ -136,12 +148,20 @@ class Telemetry:
 
     def configure(self, raw: Any) -> None:
         """Apply the editor's `dxTelemetry` section; takes effect at once."""
+        self._raw_settings = raw
+        # the CLI applies the managed configuration itself: it gets the editor's own values
+        self._save_settings(parse_settings(raw, self._env).settings)
+        self._apply_settings()
+
+    def _apply_settings(self) -> None:
+        """The editor's section with the managed configuration on top, in effect at once."""
         previous = self._parsed
         before = previous.settings
-        self._parsed = parse_settings(raw, self._env)
+        self._managed_config = self._managed.current()
+        self._parsed = apply_managed(self._raw_settings, self._managed_config, self._env)
         self._log_problems(previous)
+        self._log_managed()
         after = self._parsed.settings
-        self._save_settings(after)
         if self._loop is None:
             return
         if push_target(before, self._token) != push_target(after, self._token) or (
@@ -168,12 +188,53 @@ class Telemetry:
         if n is None:
             return
         parts = []
-        if problems:
-            parts.append("setting ignored, default used: " + _first(problems, "; "))
+        managed = set(self._managed_config.problems)
+        if mine := [p for p in problems if p not in managed]:
+            parts.append("setting ignored, default used: " + _first(mine, "; "))
+        if theirs := [p for p in problems if p in managed]:
+            parts.append("managed setting ignored: " + _first(theirs, "; "))
         if unknown:
             keys = [k if len(k) <= 80 else k[:77] + "..." for k in unknown]
             parts.append("unknown setting ignored: " + _first(keys, ", "))
         log.warning("%s%s", "; ".join(parts), f" ({n} such changes so far)" if n > 3 else "")
+
+    def _log_managed(self) -> None:
+        """Once per change: which sources manage what, and which editor values they override
+        (keys and sources only: no values)."""
+        managed = self._parsed.managed
+        values: dict[str, dict[str, Any]] = managed.get("values", {})
+        overrides: list[str] = managed.get("overrides", [])
+        shown = (tuple((k, v["from"]) for k, v in values.items()), tuple(overrides))
+        if shown == self._logged_managed:
+            return
+        first = not self._logged_managed
+        self._logged_managed = shown
+        if not values:
+            if not first:
+                log.info("no managed settings any more: the editor's settings apply")
+            return
+        by_source: dict[str, list[str]] = {}
+        for key, value in values.items():
+            by_source.setdefault(value["from"], []).append(key)
+        log.info(
+            "managed settings: %s",
+            "; ".join(f"{', '.join(keys)} from {origin}" for origin, keys in by_source.items()),
+        )
+        if overrides:
+            log.info(
+                "managed settings override the editor's %s",
+                ", ".join(f"{SECTION}.{k}" for k in overrides),
+            )
+
+    def _check_managed(self) -> None:
+        """A managed source that changed applies at once, in every window (each looks)."""
+        version = self._managed.version
+        try:
+            self._managed.current()
+            if self._managed.version != version:
+                self._apply_settings()
+        except Exception:  # never the end of the loop that shows other windows' work
+            log.exception("cannot apply the managed settings")
 
     def _save_settings(self, settings: Settings) -> None:
         """So `dx-lsp-telemetry flush` in a terminal pushes as the editor would."""
@@ -375,7 +436,13 @@ class Telemetry:
         if otlp is not None and otlp.problem:
             problems.append(otlp.problem)
         inputs = StatusInputs(
-            self.paths.home, self.leader, self.settings, problems, self._token, self._clock()
+            self.paths.home,
+            self.leader,
+            self.settings,
+            problems,
+            self._token,
+            self._clock(),
+            self._parsed.managed,
         )
         status = build_status(inputs, self._index, self._journal)
         status["otlp"] = otlp.status() if otlp is not None else {"state": "off"}
@@ -652,6 +719,7 @@ class Telemetry:
         seen = self._others_seen()
         while True:
             await asyncio.sleep(OTHERS_CHECK_SECONDS)
+            self._check_managed()
             now = self._others_seen()
             if now != seen:
                 seen = now

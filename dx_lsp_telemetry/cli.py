@@ -21,7 +21,7 @@ from dx_lsp_telemetry.events import EventError, EventRules, validate_event
 from dx_lsp_telemetry.ledger import LedgerError, LedgerWriter
 from dx_lsp_telemetry.logs import setup_logging
 from dx_lsp_telemetry.paths import DataPaths, resolve_home
-from dx_lsp_telemetry.settings import ParsedSettings, parse_settings
+from dx_lsp_telemetry.settings import ParsedSettings
 
 # each verb imports what only it needs: a `scan` starts sooner
 if TYPE_CHECKING:
@@ -177,7 +177,11 @@ def _json_number(text: str) -> int | float:
 
 
 def _cli_settings(paths: DataPaths) -> ParsedSettings:
-    """The editor's last settings (saved by the sidecar), then the DX_TELEMETRY_* fallbacks."""
+    """The machine's managed configuration, then the editor's last settings (saved by the
+    sidecar), then the DX_TELEMETRY_* fallbacks."""
+    from dx_lsp_telemetry.managed import ManagedSettings, apply_managed
+    from dx_lsp_telemetry.managed_sources import machine_sources
+
     raw: Any = None
     try:
         raw = json.loads(paths.config_file.read_text(encoding="utf-8"))
@@ -185,7 +189,7 @@ def _cli_settings(paths: DataPaths) -> ParsedSettings:
         pass
     except (OSError, ValueError) as exc:
         print(f"dx-lsp-telemetry: ignoring unreadable {paths.config_file}: {exc}", file=sys.stderr)
-    return parse_settings(raw)
+    return apply_managed(raw, ManagedSettings(machine_sources()).current())
 
 
 def _status(
@@ -197,7 +201,7 @@ def _status(
     from dx_lsp_telemetry.status import StatusInputs, build_status
 
     inputs = StatusInputs(
-        paths.home, False, parsed.settings, list(parsed.problems), token, utc_now()
+        paths.home, False, parsed.settings, list(parsed.problems), token, utc_now(), parsed.managed
     )
     status = build_status(inputs, LedgerIndex(paths.ledger_dir), Journal(paths.journal_file))
     print(json.dumps(status, indent=2) if args.json else status_text(status))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -29,6 +30,7 @@ def status_text(status: dict[str, Any]) -> str:
         f"destination: {config['destination']}" + ("" if config["ok"] else "  (needs attention)")
     )
     lines += [f"  ! {p}" for p in config["problems"]]
+    lines += _managed_lines(config.get("managed") or {})
     otlp = status.get("otlp")
     if otlp is not None and otlp["state"] != "off":
         where = f" on 127.0.0.1:{otlp['port']}" if otlp.get("port") else ""
@@ -48,6 +50,20 @@ def status_text(status: dict[str, Any]) -> str:
     for day in status["days"]:
         lines.append("  " + _day_line(day))
     return "\n".join(lines)
+
+
+def _managed_lines(managed: dict[str, Any]) -> list[str]:
+    """Which settings the machine's administrator set, from where; users cannot change them."""
+    values: dict[str, dict[str, Any]] = managed.get("values") or {}
+    if not values:
+        return []
+    overridden = set(managed.get("overrides") or [])
+    lines = ["managed settings (set for this machine; your own settings cannot change them):"]
+    for key, entry in values.items():
+        note = "  (overrides your setting)" if key in overridden else ""
+        value = json.dumps(entry["value"], ensure_ascii=False)
+        lines.append(f"  {key} = {value}  from {entry['from']}{note}")
+    return lines
 
 
 def _day_line(day: dict[str, Any]) -> str:

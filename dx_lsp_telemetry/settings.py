@@ -128,13 +128,17 @@ class ParsedSettings:
     problems: list[str]
     #: Keys this version does not know (a typo, or a newer extension): logged, not fatal.
     unknown: list[str]
+    #: What the machine's managed configuration set (`managed.py`), as `status` shows it.
+    managed: Mapping[str, Any] = field(default_factory=dict)
 
 
 class _Reader:
     """Reads typed values out of the raw section, collecting a problem per bad value."""
 
-    def __init__(self, raw: Mapping[str, Any]) -> None:
+    def __init__(self, raw: Mapping[str, Any], prefix: str = f"{SECTION}.") -> None:
         self.raw = raw
+        #: what a problem names before the key: the section, or a managed file
+        self.prefix = prefix
         self.problems: list[str] = []
         self._bad_groups: set[str] = set()
 
@@ -154,7 +158,7 @@ class _Reader:
         return node
 
     def bad(self, dotted: str, expected: str, value: Any) -> None:
-        self.problems.append(f"{SECTION}.{dotted}: expected {expected}, got {_show(value)}")
+        self.problems.append(f"{self.prefix}{dotted}: expected {expected}, got {_show(value)}")
 
     def boolean(self, dotted: str, default: bool) -> bool:
         value = self.get(dotted)
@@ -192,8 +196,16 @@ def _show(value: Any) -> str:
     return show(value, 80, python=True)
 
 
-def parse_settings(raw: Any, env: Mapping[str, str] | None = None) -> ParsedSettings:
-    """Parse the `dxTelemetry` section (or `{"dxTelemetry": {...}}`) into `Settings`."""
+def lookup(raw: Any, dotted: str) -> Any:
+    """The raw value at `dotted` in a section (nested or dotted keys), or None."""
+    return _Reader(raw).get(dotted) if isinstance(raw, Mapping) else None
+
+
+def parse_settings(
+    raw: Any, env: Mapping[str, str] | None = None, *, prefix: str = f"{SECTION}."
+) -> ParsedSettings:
+    """Parse the `dxTelemetry` section (or `{"dxTelemetry": {...}}`) into `Settings`.
+    `prefix` names where a bad value came from in its problem (`dxTelemetry.` by default)."""
     env = os.environ if env is None else env
     problems: list[str] = []
     if isinstance(raw, Mapping) and SECTION in raw:
@@ -203,7 +215,7 @@ def parse_settings(raw: Any, env: Mapping[str, str] | None = None) -> ParsedSett
     if not isinstance(raw, Mapping):
         problems.append(f"{SECTION}: expected an object of settings, got {_show(raw)}")
         raw = {}
-    r = _Reader(raw)
+    r = _Reader(raw, prefix)
 
     boundary = r.get("dayBoundary")
     day_boundary: DayBoundary = "utc"
@@ -309,7 +321,7 @@ def _otlp_tools(r: _Reader) -> dict[str, str]:
         value = raw[key]
         shown = key if len(key) <= 80 else key[:77] + "..."
         if len(tools) >= OTLP_MAX_TOOLS:
-            r.problems.append(f"{SECTION}.otlp.tools: at most {OTLP_MAX_TOOLS} entries are read")
+            r.problems.append(f"{r.prefix}otlp.tools: at most {OTLP_MAX_TOOLS} entries are read")
             break
         if not 1 <= len(key) <= 200 or not is_unicode(key):
             r.bad(f"otlp.tools.{shown}", "a service name of 1 to 200 characters", key)

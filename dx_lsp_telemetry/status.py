@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ class StatusInputs:
     extra_problems: list[str]
     token: str | None
     now: datetime
+    #: what the machine's managed configuration sets (`managed.py`): `config.managed`
+    managed: Mapping[str, Any] = field(default_factory=dict)
 
 
 def build_status(inputs: StatusInputs, index: LedgerIndex, journal: Journal) -> dict[str, Any]:
@@ -53,15 +56,18 @@ def build_status(inputs: StatusInputs, index: LedgerIndex, journal: Journal) -> 
         for e in entries
         if e["date"] == today.isoformat() and e["totals"]["events"]
     }
+    config: dict[str, Any] = {
+        "ok": not problems,
+        "destination": destination_of(settings),
+        "problems": problems,
+    }
+    if inputs.managed:  # only on a machine with a managed configuration
+        config["managed"] = dict(inputs.managed)
     return {
         "version": __version__,
         "dataDir": str(inputs.data_dir),
         "leader": inputs.leader,
-        "config": {
-            "ok": not problems,
-            "destination": destination_of(settings),
-            "problems": problems,
-        },
+        "config": config,
         "today": {"date": today.isoformat(), "tools": today_tools},
         "days": entries,
     }

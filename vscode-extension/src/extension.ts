@@ -2,6 +2,7 @@
 // the commands; returns the API other extensions use: `{ recordUsage(event) }`.
 
 import { execFile } from 'child_process';
+import * as os from 'os';
 import * as vscode from 'vscode';
 import { Trace } from 'vscode-languageclient/node';
 import { SidecarController } from './client';
@@ -9,12 +10,13 @@ import { registerCommands } from './commands';
 import { registerConnectCommands } from './connect';
 import { createLanguageConnection } from './languageClient';
 import { Launch, LaunchProblem, sidecarLaunch } from './launch';
-import { Redactor, channelLogger, redactingChannel } from './log';
+import { Logger, Redactor, channelLogger, redactingChannel } from './log';
+import { managedFiles, managedInterpreter } from './managed';
 import { PATH_CANDIDATES, findPython, interpreterFromPythonExtension, probePython } from './python';
 import { ReportPanel } from './report';
 import { REPORT_DAYS } from './reportView';
 import { TokenStore } from './secrets';
-import { classifyChange, interpreterSetting, sectionSnapshot } from './settings';
+import { classifyChange, expandPath, interpreterSetting, sectionSnapshot } from './settings';
 import { StatusBar, tokenRejected } from './status';
 import { DxReport, DxStatus, DxTelemetryApi } from './types';
 
@@ -36,6 +38,7 @@ export function activate(context: vscode.ExtensionContext): DxTelemetryApi {
 
   const resolveLaunch = async (): Promise<Launch | LaunchProblem> => {
     const python = await findPython({
+      managed: managedPython(log),
       setting: interpreterSetting(read),
       pythonExtension: () => interpreterFromPythonExtension((id) => vscode.extensions.getExtension(id)),
       pathCandidates: PATH_CANDIDATES,
@@ -130,6 +133,19 @@ export async function deactivate(): Promise<void> {
   if (c) {
     await c.stop();
   }
+}
+
+/** The managed configuration's interpreter (read at each start), its problems logged. */
+function managedPython(log: Logger): string | undefined {
+  const managed = managedInterpreter(managedFiles(process.platform, process.env));
+  for (const problem of managed.problems) {
+    log.warn(`managed configuration: ${problem}`);
+  }
+  if (!managed.path) {
+    return undefined;
+  }
+  log.info(`managed configuration: the sidecar's Python is ${managed.path} (python.interpreter in ${managed.from ?? '?'})`);
+  return expandPath(managed.path, process.env, os.homedir());
 }
 
 /** `python -m dx_lsp_telemetry report --days 14 --json`, with the sidecar's interpreter and environment. */

@@ -10,7 +10,7 @@ export const MIN_VERSION: readonly [number, number] = [3, 10];
 export interface PythonCommand {
   command: string;
   args: string[];
-  source: 'setting' | 'python-extension' | 'path';
+  source: 'managed' | 'setting' | 'python-extension' | 'path';
 }
 
 export interface ProbeResult {
@@ -37,6 +37,8 @@ export interface NoPython {
 }
 
 export interface DiscoveryInputs {
+  /** `python.interpreter` of the machine's managed.json (managed.ts): before the setting. */
+  managed?: string;
   setting: string;
   pythonExtension: () => Promise<string | undefined>;
   pathCandidates: PythonCommand[];
@@ -94,6 +96,7 @@ export function isSupported(version: readonly number[]): boolean {
 }
 
 const SOURCE_TEXT: Record<PythonCommand['source'], string> = {
+  managed: '(python.interpreter of the managed configuration)',
   setting: '(dxTelemetry.python.interpreter)',
   'python-extension': "(the Python extension's interpreter)",
   path: '(on the PATH)',
@@ -107,6 +110,9 @@ export function describe(c: PythonCommand): string {
 export async function findPython(inputs: DiscoveryInputs): Promise<FoundPython | NoPython> {
   const tried: string[] = [];
   const candidates: PythonCommand[] = [];
+  if (inputs.managed) {
+    candidates.push({ command: inputs.managed, args: [], source: 'managed' });
+  }
   if (inputs.setting) {
     candidates.push({ command: inputs.setting, args: [], source: 'setting' });
   }
@@ -126,7 +132,7 @@ export async function findPython(inputs: DiscoveryInputs): Promise<FoundPython |
     const label = describe(candidate);
     if (result.error || !result.version) {
       tried.push(`${label}: ${result.error ?? 'no version'}`);
-      if (candidate.source === 'setting') {
+      if (candidate.source === 'setting' || candidate.source === 'managed') {
         inputs.log.warn(`${label} cannot be used: ${result.error ?? 'no version'}; looking further`);
       }
       continue;
@@ -134,7 +140,7 @@ export async function findPython(inputs: DiscoveryInputs): Promise<FoundPython |
     const version = result.version;
     if (!isSupported(version)) {
       tried.push(`${label}: Python ${version.join('.')} is older than ${MIN_VERSION.join('.')}`);
-      if (candidate.source === 'setting') {
+      if (candidate.source === 'setting' || candidate.source === 'managed') {
         inputs.log.warn(`${label} is Python ${version.join('.')}; the sidecar needs >= ${MIN_VERSION.join('.')}`);
       }
       continue;

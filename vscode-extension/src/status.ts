@@ -75,6 +75,23 @@ export function tokenRejected(status: DxStatus): boolean {
   return status.config.problems.some((p) => pattern.test(p)) || status.days.some((d) => d.state === 'failed' && pattern.test(d.error ?? ''));
 }
 
+/** The settings the machine's administrator set, one line each, for the tooltip. */
+export function managedLines(status: DxStatus): string[] {
+  const managed = status.config.managed;
+  const entries = Object.entries(managed?.values ?? {});
+  if (!managed || !entries.length) {
+    return [];
+  }
+  const overridden = new Set(managed.overrides);
+  return [
+    'Managed for this machine (your settings cannot change these):',
+    ...entries.map(
+      ([key, { value, from }]) =>
+        `  ${key}: ${JSON.stringify(value)} (from ${from}${overridden.has(key) ? '; overrides your setting' : ''})`,
+    ),
+  ];
+}
+
 export interface StatusView {
   text: string;
   tooltip: string;
@@ -108,6 +125,10 @@ export function statusView(phase: PhaseInfo, status: DxStatus | undefined): Stat
   const notes = retryNotes(status);
   if (notes.length) {
     lines.push('', ...notes);
+  }
+  const managed = managedLines(status);
+  if (managed.length) {
+    lines.push('', ...managed);
   }
   const destination =
     status.config.destination === 'dx' ? 'DX' : status.config.destination === 'outbox' ? 'the local outbox (no instanceUrl set)' : 'nowhere (disabled)';

@@ -29,11 +29,22 @@ export interface DayEntry {
   retryAt?: string;
 }
 
+/** `config.managed`: present only on a machine with a managed configuration. */
+export interface ManagedStatus {
+  /** Every source looked at, in order of precedence, and those that exist. */
+  lookedIn: string[];
+  found: string[];
+  /** Dotted key (`flush.delaySeconds`) -> its value and the source it came from. */
+  values: Record<string, { value: unknown; from: string }>;
+  /** Keys whose editor value differed and is overridden. */
+  overrides: string[];
+}
+
 export interface DxStatus {
   version: string;
   dataDir: string;
   leader: boolean;
-  config: { ok: boolean; destination: 'dx' | 'outbox' | 'off'; problems: string[] };
+  config: { ok: boolean; destination: 'dx' | 'outbox' | 'off'; problems: string[]; managed?: ManagedStatus };
   today: { date: string; tools: Record<string, Totals> };
   days: DayEntry[];
 }

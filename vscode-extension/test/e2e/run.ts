@@ -14,7 +14,8 @@
 //      twice); "Clear API Token" brings the warning back, with no fallback to any environment;
 //   3. "DX Telemetry: Connect AI Tools…" with a fake HOME holding a Claude Code settings.json: the
 //      preview, the list, the accepted change in the file (comments kept) and the user settings;
-//      then "Disconnect AI Tools…" gives back the file byte for byte.
+//      then "Disconnect AI Tools…" gives back the file byte for byte. On a machine with a managed
+//      configuration: its interpreter starts the sidecar, the tooltip shows what it manages.
 //
 // It waits on conditions with deadlines (no fixed sleeps; only the memory measurement spaces its
 // samples) and cleans up every process it started.
@@ -1091,11 +1092,26 @@ async function phaseConnectAiTools(ctx: Ctx): Promise<void> {
   try {
     await installExtension(s, ctx.codeServer, ctx.vsix);
     writeUserSettings(s, { 'dxTelemetry.email': EMAIL, 'dxTelemetry.tool': 'e2e-tool', 'dxTelemetry.flush.enabled': false });
-    writeMachineSettings(s, { 'dxTelemetry.python.interpreter': ctx.barePython });
-    server = await startCodeServer(s, ctx.codeServer, {});
+    // A managed configuration (DX_TELEMETRY_MANAGED_FILE stands in for /etc/dx-lsp-telemetry/managed.json):
+    // its interpreter wins over the user's machine setting, which names no Python at all.
+    const managedFile = path.join(s.root, 'managed.json');
+    fs.writeFileSync(managedFile, JSON.stringify({ python: { interpreter: ctx.barePython }, flush: { enabled: false } }));
+    writeMachineSettings(s, { 'dxTelemetry.python.interpreter': '/nonexistent/python3' });
+    server = await startCodeServer(s, ctx.codeServer, { DX_TELEMETRY_MANAGED_FILE: managedFile });
     wb = await openWorkbench(s, server.port, ctx.chromiumPath);
     const page = wb.page;
-    await waitFor('the extension to start its sidecar', 90_000, () => ourProcesses(s.root).find(isSidecar));
+    const sidecar = await waitFor('the extension to start its sidecar', 90_000, () => ourProcesses(s.root).find(isSidecar));
+    check("the managed python.interpreter starts the sidecar, over the user's dxTelemetry.python.interpreter", sidecar.argv[0] === ctx.barePython, sidecar.argv.join(' '));
+    const managedTooltip = await waitFor('the tooltip to show the managed settings', 60_000, async () => {
+      const t = await statusTooltip(page);
+      return t.includes('Managed for this machine') ? t : undefined;
+    });
+    check(
+      'the tooltip shows each managed value, its file, and that it overrides the user setting',
+      managedTooltip.includes(`flush.enabled: false (from ${managedFile})`) &&
+        managedTooltip.includes(`python.interpreter: ${JSON.stringify(ctx.barePython)} (from ${managedFile}; overrides your setting)`),
+      managedTooltip,
+    );
     // read after start-up: VS Code migrates some of the user settings itself when it starts
     const userSettingsBefore = JSON.parse(fs.readFileSync(userSettingsFile, 'utf8')) as Record<string, unknown>;
 
