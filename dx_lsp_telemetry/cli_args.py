@@ -15,37 +15,36 @@ _EDITOR_FLAGS = ("--stdio", "--clientProcessId", "--node-ipc")
 #: `record --json` with no EVENT: the event comes as field options, the answer as JSON
 JSON_ANSWER_ONLY = object()
 
-#: per verb: what exit 0, 1 and 2 mean (the README's table says the same)
+_UNUSABLE = "bad usage, or an unusable data folder"
+#: per verb: what exit 0, 1 and 2 mean (the README's table says the same; a test holds them
+#: to it)
 EXITS: dict[str, tuple[str, str, str]] = {
     "status": (
         "shown, configuration problems included (config.ok tells them)",
         "the ledger could not be read",
-        "bad usage, or the data folder is not usable",
+        _UNUSABLE,
     ),
-    "report": (
-        "shown",
-        "the ledger could not be read",
-        "bad usage, or the data folder is not usable",
-    ),
+    "report": ("shown", "the ledger could not be read", _UNUSABLE),
     "record": (
         "recorded, or already there (a duplicate)",
-        "the ledger could not be read or written",
-        "a bad event, no tool, the enabled setting off, or bad usage",
+        "the ledger could not be written",
+        "a bad event, no tool, the enabled setting off, " + _UNUSABLE,
     ),
     "flush": (
-        "every due day pushed or in the outbox, or none due; a dry run shown (with a warning "
-        "when its records could not be pushed)",
+        "every due day pushed or written to the outbox, or none due; a dry run shown (with a "
+        "warning if its records could not be pushed)",
         "a day failed or is unconfirmed, another process held the push lock, or the ledger "
         "could not be read",
         "configuration that stops every push (email, tool, token, instance URL), a day that "
-        "cannot be re-sent or marked, or bad usage",
+        "cannot be re-sent or marked, " + _UNUSABLE,
     ),
-    "sources": ("shown", "-", "bad usage, or the data folder is not usable"),
+    "sources": ("shown", "-", _UNUSABLE),
     "scan": (
-        "read: what a readable log holds that a source cannot use is skipped and named (warnings)",
+        "read; what a readable log holds that its source cannot use is skipped and named (a "
+        "warning)",
         "a log file could not be read (permissions, I/O), or another process held the "
         "source's logs",
-        "an unknown source, none enabled, a --path that does not exist, or bad usage",
+        "an unknown source, none enabled, a --path that does not exist, " + _UNUSABLE,
     ),
 }
 

@@ -84,7 +84,12 @@ BAD_EVENTS = [
     bad(event(tool="   "), "tool", '"   "', name="tool-blank"),
     bad(event(tool="t" * 101), "tool", '"' + "t" * 60, name="tool-too-long"),
     bad(event(tool=42), "tool", "42", name="tool-not-a-string"),
-    bad(without("tool", event()), "tool", "dxTelemetry.tool is not set", name="tool-missing-no-setting"),
+    bad(
+        without("tool", event()),
+        "tool",
+        "dxTelemetry.tool is not set",
+        name="tool-missing-no-setting",
+    ),
     # timestamp
     bad(event(timestamp="yesterday"), "timestamp", '"yesterday"', name="timestamp-not-rfc3339"),
     bad(event(timestamp=NO_OFFSET), "timestamp", f'"{NO_OFFSET}"', name="timestamp-no-offset"),

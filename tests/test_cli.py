@@ -375,7 +375,8 @@ def test_unconfirmed_days_resend_and_mark_pushed(home: Path, dx: FakeDx) -> None
     assert first.returncode == EXIT_PUSH_FAILED
     assert json.loads(first.stdout)["unconfirmed"] == [{"date": date_ago(3), "tool": TOOL}]
     assert f"flush --resend {date_ago(3)} --tool {TOOL}" in first.stderr
-    second = run_cli(home, "flush", "--json", **env)  # day 3 is not re-sent by itself; day 2 is tried
+    # day 3 is not re-sent by itself; day 2 is tried
+    second = run_cli(home, "flush", "--json", **env)
     assert second.returncode == EXIT_PUSH_FAILED
     assert json.loads(second.stdout)["unconfirmed"] == [{"date": date_ago(2), "tool": TOOL}]
     assert len(dx.requests) == 2 and dx.stored == []
