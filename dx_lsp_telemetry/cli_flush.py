@@ -18,7 +18,7 @@ from dx_lsp_telemetry.cli_common import (
     warn,
 )
 from dx_lsp_telemetry.cli_verbs import destination_address
-from dx_lsp_telemetry.config import push_problems
+from dx_lsp_telemetry.config import destination_of, push_problems
 from dx_lsp_telemetry.problems import Problem, problem, setting
 from dx_lsp_telemetry.render import money, plural, tokens_of
 
@@ -70,7 +70,7 @@ def flush(run: Run) -> int:
 
 def _to(run: Run) -> str:
     where = destination_address(run)
-    return f"the outbox ({where})" if run.parsed.settings.instance_url == "" else where
+    return f"the outbox ({where})" if destination_of(run.parsed.settings) == "outbox" else where
 
 
 def _outcome_lines(report: CycleReport, to: str) -> list[str]:

@@ -9,6 +9,7 @@ verb's and option's help, and the README's table of exit codes against `cli_args
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -95,6 +96,14 @@ def recorded_2_days_ago(world: World) -> None:
     assert done.returncode == OK, done.stderr
 
 
+def unconfirmed_2_days_ago(world: World) -> None:
+    """A day whose push DX answered 500 (the row's first script): DX may have stored it."""
+    recorded_2_days_ago(world)
+    assert world.dx is not None
+    done = run_cli(world.home, "flush", **PUSHABLE, DX_TELEMETRY_INSTANCE_URL=world.dx.url)
+    assert done.returncode == FAILED and "unconfirmed" in done.stdout, done.stdout + done.stderr
+
+
 def recorded_today(world: World) -> None:
     done = run_cli(world.home, "record", "--tool", TOOL, "--input-tokens", "3")
     assert done.returncode == OK, done.stderr
@@ -104,7 +113,7 @@ def editor_saved_plain_http(world: World) -> None:
     """As a sidecar saves the editor's settings: an instance URL the token must not go to."""
     world.home.mkdir(parents=True, exist_ok=True)
     settings = {"email": EMAIL, "tool": TOOL, "instanceUrl": "http://example.com"}
-    (world.home / "settings.json").write_text(__import__("json").dumps(settings))
+    (world.home / "settings.json").write_text(json.dumps(settings))
 
 
 def a_transcript(world: World) -> None:
@@ -418,6 +427,24 @@ ROWS = [
             "unconfirmed <d2> acme-ai: DX's answer was lost",
             "flush --resend <d2> --tool acme-ai",
         ),
+    ),
+    row(
+        "flush --resend <d2> --tool acme-ai",
+        OK,
+        id="flush-resend-says-a-sentence",
+        env={**PUSHABLE, "DX_TELEMETRY_INSTANCE_URL": "<dx>"},
+        setup=(unconfirmed_2_days_ago,),
+        dx=(Script(kind="status", status=500),),
+        stdout=("pushed <d2> acme-ai to <dx>",),
+    ),
+    row(
+        "flush --mark-pushed <d2> --tool acme-ai",
+        OK,
+        id="flush-mark-pushed-says-a-sentence",
+        env={**PUSHABLE, "DX_TELEMETRY_INSTANCE_URL": "<dx>"},
+        setup=(unconfirmed_2_days_ago,),
+        dx=(Script(kind="status", status=500),),
+        stdout=("<d2> acme-ai is marked pushed",),
     ),
     row(
         "flush --json",
