@@ -259,7 +259,7 @@ async def test_a_50_mb_answer_is_unconfirmed_and_never_held_in_memory(
         peak = peak_rss_bytes(client.pid)
         assert peak < 150 * MIB, f"peak RSS {peak / MIB:.0f} MiB"
         assert client.process.returncode is None
-        await client.record(timestamp=days_ago(0), input_tokens=1)  # it keeps working
+        await client.record(timestamp=days_ago(0, hour=0), input_tokens=1)  # it keeps working
         assert (await client.status())["today"]["tools"][TOOL]["input_tokens"] == 1
     assert dx.requests[0].sent_bytes < size // 2  # DX could not even send it all
     assert dx.stored == []
