@@ -7,15 +7,18 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from dx_lsp_telemetry.settings import (
-    SECTION,
-    Settings,
-    instance_url_problem,
-    normalize_instance_url,
+from dx_lsp_telemetry.problems import TOKEN_ENV as TOKEN_ENV  # named here by the callers
+from dx_lsp_telemetry.problems import (
+    Namer,
+    Problem,
+    editor_name,
+    fix,
+    problem,
+    setting,
 )
+from dx_lsp_telemetry.settings import Settings, instance_url_fault, normalize_instance_url
 
 Destination = Literal["dx", "outbox", "off"]
-TOKEN_ENV = "DX_DATA_CLOUD_TOKEN"
 #: what an HTTP header can carry of a bearer token: visible ASCII, no spaces
 _TOKEN_TEXT = re.compile(r"[\x21-\x7e]+")
 
@@ -34,28 +37,37 @@ def journal_destination(settings: Settings) -> str:
     return f"dx:{normalize_instance_url(settings.instance_url)}"
 
 
-def blocking_problems(settings: Settings, token: str | None) -> list[str]:
-    """What must be fixed before any day can be pushed (or written to the outbox)."""
-    problems: list[str] = []
+def blocking_problems(
+    settings: Settings, token: str | None, namer: Namer = editor_name
+) -> list[str]:
+    """What must be fixed before any day can be pushed (or written to the outbox), in the
+    words of the front end that shows it."""
+    return [p.render(namer) for p in push_problems(settings, token)]
+
+
+def push_problems(settings: Settings, token: str | None) -> list[Problem]:
+    problems: list[Problem] = []
     if not settings.email:
-        problems.append(f"{SECTION}.email is not set: days cannot be pushed")
+        problems.append(problem(setting("email"), " is not set: days cannot be pushed"))
     elif "@" not in settings.email:
-        problems.append(f'{SECTION}.email "{settings.email}" does not look like an email address')
+        problems.append(
+            problem(setting("email"), f' "{settings.email}" does not look like an email address')
+        )
     if not settings.tool:
-        problems.append(f"{SECTION}.tool is not set: days cannot be pushed")
+        problems.append(problem(setting("tool"), " is not set: days cannot be pushed"))
     if settings.instance_url:
-        url_problem = instance_url_problem(settings.instance_url)
-        if url_problem:
-            problems.append(url_problem)
+        url_fault = instance_url_fault(settings.instance_url)
+        if url_fault:
+            problems.append(problem(setting("instanceUrl"), ": " + url_fault))
         if not token:
-            problems.append(
-                f"{TOKEN_ENV} is not set: run 'DX Telemetry: Set API Token' "
-                "(or set it in the environment)"
-            )
+            problems.append(problem(setting("token"), " is not set: ", fix("token")))
         elif not _TOKEN_TEXT.fullmatch(token):
             problems.append(  # never quote the token itself
-                f"{TOKEN_ENV} holds a space, line break or non-ASCII character, so it cannot "
-                "be sent: set the token again"
+                problem(
+                    setting("token"),
+                    " holds a space, line break or non-ASCII character, so it cannot "
+                    "be sent: set the token again",
+                )
             )
     return problems
 

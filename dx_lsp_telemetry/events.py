@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from dx_lsp_telemetry.days import DayBoundary, day_of, format_ts, parse_ts, utc_dates_overlapping
+from dx_lsp_telemetry.problems import Namer, Term, event_field, problem, setting
 from dx_lsp_telemetry.shown import is_unicode, show
 
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens")
@@ -42,12 +43,23 @@ _ALLOWED = {
 
 
 class EventError(ValueError):
-    """A bad event; the message names the field and the value."""
+    """A bad event; the message names the field and the value (`NOT_SHOWN`: no value to
+    show). `str()` is in the LSP interface's words; `render` in a front end's."""
 
-    def __init__(self, field_name: str, value: Any, expected: str) -> None:
+    def __init__(self, field_name: str, value: Any, expected: str | tuple[str | Term, ...]) -> None:
         self.field = field_name or '""'
         name = self.field if len(self.field) <= MAX_NAME else self.field[: MAX_NAME - 3] + "..."
-        super().__init__(f"{name}: {expected}, got {show_value(value)}")
+        said = (expected,) if isinstance(expected, str) else expected
+        got = () if value is NOT_SHOWN else (f", got {show_value(value)}",)
+        self.problem = problem(event_field(name), ": ", *said, *got)
+        super().__init__(str(self.problem))
+
+    def render(self, namer: Namer) -> str:
+        return self.problem.render(namer)
+
+
+#: an `EventError` whose message has no value to show (what is wrong is a combination)
+NOT_SHOWN = object()
 
 
 def show_value(value: Any) -> str:
@@ -138,7 +150,7 @@ def _window_files(first: date, last: date, boundary: DayBoundary) -> tuple[date,
 def validate_event(raw: Any, rules: EventRules) -> UsageEvent:
     """The event as sent by `dxTelemetry/recordUsage`, `record --json` or a source."""
     if not isinstance(raw, Mapping):
-        raise EventError("params", raw, "expected one usage event object")
+        raise EventError("event", raw, "expected one usage event object")
     for key in sorted(map(str, raw)):
         if key not in _ALLOWED:
             raise EventError(
@@ -149,7 +161,7 @@ def validate_event(raw: Any, rules: EventRules) -> UsageEvent:
     if tool is None:
         tool = rules.default_tool
         if not tool:
-            raise EventError("tool", None, "not given, and the dxTelemetry.tool setting is empty")
+            raise EventError("tool", NOT_SHOWN, ("not given, and ", setting("tool"), " is not set"))
     elif not isinstance(tool, str) or not 1 <= len(tool.strip()) <= 100:
         raise EventError("tool", tool, "expected a string of 1 to 100 characters")
     _unicode(tool, "tool")
@@ -247,7 +259,8 @@ def _spend(raw: Mapping[str, Any]) -> Decimal:
     cents = raw.get("spend_cents")
     usd = raw.get("cost_usd")
     if cents is not None and usd is not None:
-        raise EventError("cost_usd", usd, "give spend_cents or cost_usd, not both")
+        both = ("give ", event_field("spend_cents"), " or ", event_field("cost_usd"), ", not both")
+        raise EventError("cost_usd", NOT_SHOWN, both)
     if usd is not None:
         dollars = _non_negative_number(usd, "cost_usd", MAX_AMOUNT / 100)
         return to_decimal(float(dollars * 100)) if dollars else Decimal(0)

@@ -105,6 +105,23 @@ def setup_logging(token: str | None, level: int = logging.INFO) -> logging.Handl
     return handler
 
 
+class _Sentence(logging.Formatter):
+    """A record as a terminal user reads it: the message, after `warning: ` for a warning."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return text if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {text}"
+
+
+def setup_cli_logging(token: str | None, *, verbose: bool) -> None:
+    """The CLI's verbs: no log line unless `--verbose`, and then as plain sentences (a verb
+    says what matters itself; times and logger names are for the sidecar's log)."""
+    handler = setup_logging(token, logging.INFO if verbose else logging.WARNING)
+    handler.setFormatter(_Sentence("%(message)s"))
+    if not verbose:
+        handler.setLevel(logging.CRITICAL + 1)
+
+
 class ForwardToEditor(logging.Handler):
     """Sends this package's records to the editor through `send` (called on the loop thread)."""
 

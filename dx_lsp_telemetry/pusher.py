@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock, Timeout
 
-from dx_lsp_telemetry.config import PushTarget, blocking_problems, push_target
+from dx_lsp_telemetry.config import PushTarget, push_problems, push_target
 from dx_lsp_telemetry.daybook import read_day, refreshed_window
 from dx_lsp_telemetry.days import format_ts, is_complete, utc_dates_overlapping, utc_now
 from dx_lsp_telemetry.journal import Journal, JournalEntry
@@ -26,6 +26,7 @@ from dx_lsp_telemetry.outbox import write_record
 from dx_lsp_telemetry.outcomes import Outcome, PushResult
 from dx_lsp_telemetry.paths import DataPaths
 from dx_lsp_telemetry.private import FILE_MODE, private_dir
+from dx_lsp_telemetry.problems import Namer, Problem, problem, setting
 from dx_lsp_telemetry.settings import Settings
 from dx_lsp_telemetry.summary import ToolDay, build_record, record_hash
 
@@ -44,7 +45,14 @@ class PushError(Exception):
 
 
 class ConfigurationError(PushError):
-    """The settings or the token stop every push."""
+    """The settings or the token stop every push; `str()` in the editor's words."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(map(str, problems)))
+        self.problems = problems
+
+    def render(self, namer: Namer) -> str:
+        return "; ".join(p.render(namer) for p in self.problems)
 
 
 class NotAllowed(PushError):
@@ -216,10 +224,10 @@ class Pusher:
 
     def _target(self, settings: Settings, token: str | None) -> PushTarget:
         if not settings.enabled:
-            raise ConfigurationError("dxTelemetry.enabled is off: nothing is pushed")
-        problems = blocking_problems(settings, token)
+            raise ConfigurationError([problem(setting("enabled"), " is off: nothing is pushed")])
+        problems = push_problems(settings, token)
         if problems:
-            raise ConfigurationError("; ".join(problems))
+            raise ConfigurationError(problems)
         return push_target(settings, token)
 
     @contextmanager
@@ -378,7 +386,7 @@ class Pusher:
             log.info("%s %s written to the outbox: %s", item["date"], due.tool, path)
             return True
 
-        assert target.token is not None  # blocking_problems guarantees it
+        assert target.token is not None  # push_problems guarantees it
         with self._client_factory(target.instance_url, target.token) as client:
             result = client.push(due.record)
         return self._settle(journal, base, result, item, report, target)

@@ -18,16 +18,23 @@ def tokens_of(totals: dict[str, Any]) -> int:
     )
 
 
+def plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def money(cents: float) -> str:
     dollars = (Decimal(repr(cents)) / 100).quantize(Decimal("0.01"), ROUND_HALF_UP)
     return f"${dollars:,.2f}"
 
 
-def status_text(status: dict[str, Any]) -> str:
+def status_text(status: dict[str, Any], where: str = "") -> str:
+    """`where`: the destination's address (the instance URL, the outbox folder)."""
     config = status["config"]
     lines = [f"dx-lsp-telemetry {status['version']}  data: {status['dataDir']}"]
     lines.append(
-        f"destination: {config['destination']}" + ("" if config["ok"] else "  (needs attention)")
+        f"destination: {config['destination']}"
+        + (f" ({where})" if where else "")
+        + ("" if config["ok"] else "  (needs attention)")
     )
     lines += [f"  ! {p}" for p in config["problems"]]
     lines += _managed_lines(config.get("managed") or {})
@@ -41,8 +48,8 @@ def status_text(status: dict[str, Any]) -> str:
         lines.append("  no AI usage recorded yet")
     for tool, totals in sorted(today["tools"].items()):
         lines.append(
-            f"  {tool:<24} {totals['events']:>6} events {tokens_of(totals):>14,} tokens "
-            f"{money(totals['spend_cents']):>10}"
+            f"  {tool:<24} {plural(totals['events'], 'event'):>13} "
+            f"{plural(tokens_of(totals), 'token'):>21} {money(totals['spend_cents']):>10}"
         )
     lines.append("days:")
     if not status["days"]:
@@ -69,15 +76,15 @@ def _managed_lines(managed: dict[str, Any]) -> list[str]:
 def _day_line(day: dict[str, Any]) -> str:
     totals = day["totals"]
     text = (
-        f"{day['date']}  {day['tool']:<20} {day['state']:<11} {tokens_of(totals):>14,} tokens "
-        f"{money(totals['spend_cents']):>10}"
+        f"{day['date']}  {day['tool']:<20} {day['state']:<11} "
+        f"{plural(tokens_of(totals), 'token'):>21} {money(totals['spend_cents']):>10}"
     )
     if day.get("pushedAt"):
         text += f"  at {day['pushedAt']}"
     if day.get("retryAt"):
         text += f"  retry at {day['retryAt']}"
     if day.get("late"):
-        text += f"  (+{tokens_of(day['late']):,} tokens arrived late, not pushed)"
+        text += f"  (+{plural(tokens_of(day['late']), 'token')} arrived late, not pushed)"
     if day.get("error"):
         text += f"\n      {day['error']}"
     return text

@@ -369,19 +369,25 @@ def normalize_instance_url(url: str) -> str:
 
 def instance_url_problem(url: str) -> str | None:
     """Why `url` cannot be pushed to, or None. Plain http is for loopback test servers only."""
+    reason = instance_url_fault(url)
+    return None if reason is None else f"{SECTION}.instanceUrl: {reason}"
+
+
+def instance_url_fault(url: str) -> str | None:
+    """`instance_url_problem` without the setting's name (each front end names it its way)."""
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        return (
-            f"{SECTION}.instanceUrl: expected an https:// URL like https://acme.getdx.net, "
-            f"got {_show(url)}"
-        )
+        return f"expected an https:// URL like https://acme.getdx.net, got {_show(url)}"
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         return (
-            f"{SECTION}.instanceUrl: plain http:// is refused except for loopback hosts "
+            "plain http:// is refused except for loopback hosts "
             f"(the token must not travel unencrypted): {_show(url)}"
         )
     if parts.query or parts.fragment or parts.username or parts.password:
-        return (
-            f"{SECTION}.instanceUrl: must not carry a query, fragment or credentials: {_show(url)}"
-        )
+        return f"must not carry a query, fragment or credentials: {_show(url)}"
     return None
+
+
+def env_fallback(key: str) -> str | None:
+    """The environment variable that fills setting `key` where it is empty, if any."""
+    return _ENV_FALLBACKS.get(key)

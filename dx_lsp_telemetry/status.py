@@ -15,8 +15,12 @@ from dx_lsp_telemetry.days import window_days
 from dx_lsp_telemetry.journal import Journal, JournalEntry
 from dx_lsp_telemetry.ledger import LedgerError
 from dx_lsp_telemetry.ledger_index import LedgerIndex
+from dx_lsp_telemetry.problems import Namer, editor_name
 from dx_lsp_telemetry.settings import Settings
 from dx_lsp_telemetry.summary import Totals
+
+#: how a status problem begins when the ledger could not be read at all (the CLI exits 1)
+LEDGER_UNREADABLE = "the ledger cannot be read: "
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,8 @@ class StatusInputs:
     now: datetime
     #: what the machine's managed configuration sets (`managed.py`): `config.managed`
     managed: Mapping[str, Any] = field(default_factory=dict)
+    #: how the front end showing the status names settings (the CLI: its own variables)
+    namer: Namer = editor_name
 
 
 def build_status(inputs: StatusInputs, index: LedgerIndex, journal: Journal) -> dict[str, Any]:
@@ -38,7 +44,7 @@ def build_status(inputs: StatusInputs, index: LedgerIndex, journal: Journal) -> 
     today = days[0]
     problems = list(inputs.extra_problems)
     if settings.enabled:
-        problems += blocking_problems(settings, inputs.token)
+        problems += blocking_problems(settings, inputs.token, inputs.namer)
     journal.load()
     entries: list[dict[str, Any]] = []
     try:
@@ -50,7 +56,7 @@ def build_status(inputs: StatusInputs, index: LedgerIndex, journal: Journal) -> 
             with index.unwritten():
                 entries = day_entries(index, journal, settings, inputs.token, days, today)
     except LedgerError as exc:
-        problems.append(f"the ledger cannot be read: {exc}")
+        problems.append(f"{LEDGER_UNREADABLE}{exc}")
     today_tools = {
         e["tool"]: e["totals"]
         for e in entries

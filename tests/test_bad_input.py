@@ -85,7 +85,12 @@ BAD_EVENTS = [
     bad(event(tool="   "), "tool", '"   "', name="tool-blank"),
     bad(event(tool="t" * 101), "tool", '"' + "t" * 60, name="tool-too-long"),
     bad(event(tool=42), "tool", "42", name="tool-not-a-string"),
-    bad(without("tool", event()), "tool", "null", name="tool-missing-no-setting"),
+    bad(
+        without("tool", event()),
+        "tool",
+        "dxTelemetry.tool is not set",
+        name="tool-missing-no-setting",
+    ),
     # timestamp
     bad(event(timestamp="yesterday"), "timestamp", '"yesterday"', name="timestamp-not-rfc3339"),
     bad(event(timestamp=NO_OFFSET), "timestamp", f'"{NO_OFFSET}"', name="timestamp-no-offset"),
@@ -124,7 +129,12 @@ BAD_EVENTS = [
     bad(event(cost_usd=1e10 + 1), "cost_usd", "10000000001.0", name="cost-above-1e10"),
     bad(event(cost_usd=-1), "cost_usd", "-1", name="cost-negative"),
     bad(event(cost_usd="0.5"), "cost_usd", '"0.5"', name="cost-string"),
-    bad(event(spend_cents=1, cost_usd=0.01), "cost_usd", "0.01", name="spend-and-cost"),
+    bad(
+        event(spend_cents=1, cost_usd=0.01),
+        "cost_usd",
+        "give spend_cents or cost_usd, not both",
+        name="spend-and-cost",
+    ),
     # metrics
     bad(
         event(metrics={f"k{i}": 1 for i in range(33)}),

@@ -87,7 +87,7 @@ async def cli(home: Path, *args: str, **env: str) -> Any:
 
 
 async def cli_record(home: Path, *args: str) -> dict[str, Any]:
-    done = await cli(home, "record", *args)
+    done = await cli(home, "record", *args, "--json")
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
     return result
@@ -279,7 +279,9 @@ async def test_three_sidecars_at_once_push_each_day_exactly_once_with_one_leader
             window.change_settings(
                 {**dx_settings(dx), "flush": {"enabled": True, "delaySeconds": 1}}
             )
-        results = await asyncio.gather(*(w.command(FLUSH_NOW) for w in windows), cli(home, "flush"))
+        results = await asyncio.gather(
+            *(w.command(FLUSH_NOW) for w in windows), cli(home, "flush", "--json")
+        )
         cli_done = results[-1]
         assert cli_done.returncode == 0, cli_done.stderr
         reports = [*results[:-1], json.loads(cli_done.stdout)]

@@ -177,7 +177,7 @@ def test_cli_scan_with_the_file_as_path(home: Path, tmp_path: Path) -> None:
     log.write_text("".join(json.dumps(line) + "\n" for line in lines))
     done = run_cli(home, "scan", "--source", "aider", "--path", str(log))
     assert done.returncode == 0, done.stderr
-    assert "aider: 1 files, 2 records" in done.stdout
+    assert "aider: 1 file, 2 records" in done.stdout
     report = cli_json(home, "report", "--json", "--days", "3")
     totals = [d["totals"] for d in report["days"] if d["tool"] == "aider"]
     assert sum(t["input_tokens"] for t in totals) == 2402

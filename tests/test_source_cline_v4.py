@@ -315,9 +315,9 @@ def test_cli_scan_then_report(home: Path, tmp_path: Path) -> None:
     )
     done = run_cli(home, "scan", "--source", "cline", "--path", str(dot))
     assert done.returncode == 0, done.stderr
-    assert "cline: 1 files, 1 records" in done.stdout
+    assert "cline: 1 file, 1 record" in done.stdout
     assert (
-        "cline: 1 files, 0 records"
+        "cline: 1 file, 0 records"
         in run_cli(home, "scan", "--source", "cline", "--path", str(dot)).stdout
     )
     report = cli_json(home, "report", "--json", "--days", "5")

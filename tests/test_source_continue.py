@@ -271,9 +271,9 @@ def test_cli_scan_then_report(home: Path, tmp_path: Path) -> None:
     )
     done = run_cli(home, "scan", "--source", "continue", "--path", str(root))
     assert done.returncode == 0, done.stderr
-    assert "continue: 1 files, 3 records" in done.stdout
+    assert "continue: 1 file, 3 records" in done.stdout
     assert (
-        "continue: 1 files, 0 records"
+        "continue: 1 file, 0 records"
         in run_cli(home, "scan", "--source", "continue", "--path", str(root)).stdout
     )
     report = cli_json(home, "report", "--json", "--days", "5")

@@ -385,10 +385,10 @@ def test_cli_scan_by_label_or_settings_key_then_report(home: Path, tmp_path: Pat
     write(log, turn(1, request("request_2", ms(d2, 9)), result(800, 20), ms(d2, 9)))
     done = run_cli(home, "scan", "--source", "copilot-chat", "--path", str(user.parent))
     assert done.returncode == 0, done.stderr
-    assert "copilot-chat: 1 files, 2 records" in done.stdout
+    assert "copilot-chat: 1 file, 2 records" in done.stdout
     again = run_cli(home, "scan", "--source", "copilotChat", "--path", str(user))
     assert again.returncode == 0, again.stderr
-    assert "copilot-chat: 1 files, 0 records" in again.stdout
+    assert "copilot-chat: 1 file, 0 records" in again.stdout
     report = cli_json(home, "report", "--json", "--days", "5")
     days = {(d["date"], d["tool"]): d["totals"] for d in report["days"]}
     assert (days[(d3, TOOL)]["input_tokens"], days[(d3, TOOL)]["output_tokens"]) == (1200, 30)

@@ -256,9 +256,9 @@ def test_cli_scan_by_label_or_settings_key_then_report(home: Path, tmp_path: Pat
     paths.config_file.write_text(json.dumps({"retentionDays": 3650}))  # the capture's day stays
     done = run_cli(home, "scan", "--source", "copilot-cli", "--path", str(root))
     assert done.returncode == 0, done.stderr
-    assert "copilot-cli: 1 files, 2 records" in done.stdout
+    assert "copilot-cli: 1 file, 2 records" in done.stdout
     again = run_cli(home, "scan", "--source", "copilotCli", "--path", str(root))
-    assert "copilot-cli: 1 files, 0 records" in again.stdout, again.stderr
+    assert "copilot-cli: 1 file, 0 records" in again.stdout, again.stderr
     days = (datetime.now(timezone.utc).date() - date.fromisoformat(DAY)).days + 1
     report = cli_json(home, "report", "--json", "--days", str(days))
     totals = {(d["date"], d["tool"]): d["totals"] for d in report["days"]}[(DAY, TOOL)]

@@ -208,10 +208,11 @@ def test_cli_scan_sources_and_both_spellings(home: Path, tmp_path: Path) -> None
     droid_settings(factory / "sessions" / "p" / f"{SID}.settings.json", inp=10, out=2, when=when)
     done = run_cli(home, "scan", "--source", "droid", "--path", str(factory))
     assert done.returncode == 0, done.stderr
-    assert "droid: 1 files, 1 records" in done.stdout
+    assert "droid: 1 file, 1 record" in done.stdout
+    (tmp_path / "none").mkdir()
     again = run_cli(home, "scan", "--source", "claudeCode", "--path", str(tmp_path / "none"))
     assert again.returncode == 0, again.stderr  # the settings key is accepted too
-    assert "claude-code: 0 files" in again.stdout
+    assert "claude-code: no log files found" in again.stdout
     assert run_cli(home, "scan", "--source", "nope").returncode != 0
     rows = {s["label"]: s for s in cli_json(home, "sources", "--json")["sources"]}
     for label in ("droid", "goose", "zed", "junie", "aider", "claude-code", "continue"):

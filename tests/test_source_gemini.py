@@ -513,9 +513,9 @@ def test_cli_scan_takes_both_names_and_report_shows_the_tokens(home: Path, tmp_p
     target.write_bytes(REAL_CHAT.read_bytes().replace(b"2026-12-02T", f"{day}T".encode()))
     done = run_cli(home, "scan", "--source", "geminiCli", "--path", str(logs))
     assert done.returncode == 0, done.stderr
-    assert "gemini-cli: 1 files, 2 records" in done.stdout
+    assert "gemini-cli: 1 file, 2 records" in done.stdout
     again = run_cli(home, "scan", "--source", "gemini-cli", "--path", str(logs))
-    assert "gemini-cli: 1 files, 0 records" in again.stdout
+    assert "gemini-cli: 1 file, 0 records" in again.stdout
     unknown = run_cli(home, "scan", "--source", "gemini", "--path", str(logs))
     assert unknown.returncode != 0 and "gemini-cli" in unknown.stderr
     report = cli_json(home, "report", "--json", "--days", "5")

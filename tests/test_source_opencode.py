@@ -382,9 +382,9 @@ def test_cli_scan_then_report_and_sources(home: Path, tmp_path: Path) -> None:
     w.close()
     done = run_cli(home, "scan", "--source", "opencode", XDG_DATA_HOME=str(share))
     assert done.returncode == 0, done.stderr
-    assert "opencode: 1 files, 3 records" in done.stdout
+    assert "opencode: 1 file, 3 records" in done.stdout
     again = run_cli(home, "scan", "--source", "opencode", XDG_DATA_HOME=str(share))
-    assert "opencode: 1 files, 0 records" in again.stdout
+    assert "opencode: 1 file, 0 records" in again.stdout
     report = cli_json(home, "report", "--json", "--days", "5")
     days = {(d["date"], d["tool"]): d["totals"] for d in report["days"]}
     assert days[(d3, "opencode")] == {

@@ -44,6 +44,9 @@ class ScanStats:
     skipped: int = 0
     #: shown (stderr, the log) with the file's name
     problems: list[str] = field(default_factory=list)
+    #: files that could not be read at all (an OSError), or 1 for logs another process held:
+    #: a failed read (the CLI's `scan` exits 1), not the skipped lines of a readable file
+    unread: int = 0
     #: what `sources` shows: without the file's name (it names a session), as it is stored
     last_error: str | None = None
     #: files caught half-written (a rewrite in progress): to be read again shortly
@@ -230,6 +233,7 @@ class Ingestor:
         except Timeout:
             stats.last_error = f"{self.source.label}: another process is reading these logs"
             stats.problems.append(stats.last_error)
+            stats.unread += 1
             return stats
         try:
             self.checkpoints.refresh()  # another process may have moved on
@@ -281,6 +285,7 @@ class Ingestor:
             stats.records += found.records
             stats.skipped += found.skipped
             stats.problems += found.problems
+            stats.unread += found.unread
             stats.last_error = found.last_error or stats.last_error
             stats.retry += found.retry
             if state is not None:
@@ -343,8 +348,9 @@ class FileReader:
         try:
             result = self.source.read(path, state)
         except OSError as exc:
-            if not isinstance(exc, FileNotFoundError):
+            if not isinstance(exc, FileNotFoundError):  # gone since it was listed: no loss
                 _problem(stats, path, str(exc.strerror or exc))
+                stats.unread += 1
             return None
         if result.problem:
             _problem(stats, path, result.problem)

@@ -9,6 +9,7 @@ from typing import Any
 
 from dx_lsp_telemetry.days import day_of, utc_now
 from dx_lsp_telemetry.paths import DataPaths
+from dx_lsp_telemetry.render import plural
 from dx_lsp_telemetry.settings import Settings
 from dx_lsp_telemetry.sources import pricing
 from dx_lsp_telemetry.sources.base import Source
@@ -93,7 +94,8 @@ def sources_text(rows: list[dict[str, Any]]) -> str:
         for home, found in ((h, Path(h).exists()) for h in row["looksIn"]):
             lines.append(f"  looks in {home}" + ("" if found else " (not found)"))
         lines.append(
-            f"  found {row['files']} log files; {row['records']} records read so far"
+            f"  found {plural(row['files'], 'log file')}; "
+            f"{plural(row['records'], 'record')} read so far"
             + (f"; last scan {row['lastScan']}" if row["lastScan"] else "")
         )
         if row["lastError"]:

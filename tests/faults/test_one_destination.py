@@ -51,7 +51,7 @@ def cli_env(url: str, email: str) -> dict[str, str]:
 
 
 def cli_flush(home: Path, url: str, email: str, *args: str) -> Any:
-    done = run_cli(home, "flush", *args, **cli_env(url, email))
+    done = run_cli(home, "flush", *args, "--json", **cli_env(url, email))
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 

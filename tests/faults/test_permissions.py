@@ -96,7 +96,7 @@ async def test_everything_the_product_creates_is_owner_only(
             run_cli, home, "scan", "--source", "claude-code", "--path", str(logs)
         )
         assert done.returncode == 0, done.stderr
-        assert "1 records read" in done.stdout, done.stdout
+        assert "1 record read" in done.stdout, done.stdout
 
         client.change_settings({**SETTINGS, "instanceUrl": dx.url})
 
@@ -112,7 +112,8 @@ async def test_everything_the_product_creates_is_owner_only(
         await until(lambda: len(dx.stored) == 3, what="three records at DX")
 
     # the CLI on its own: a record, a status, a report, a flush with nothing left to push
-    assert (await asyncio.to_thread(cli_json, home, "record", "--input-tokens", "1"))["recorded"]
+    recorded = await asyncio.to_thread(cli_json, home, "record", "--input-tokens", "1", "--json")
+    assert recorded["recorded"]
     for verb in (("status", "--json"), ("report", "--json"), ("flush",)):
         done = await asyncio.to_thread(run_cli, home, *verb)
         assert done.returncode == 0, done.stderr
