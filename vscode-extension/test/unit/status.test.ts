@@ -79,7 +79,7 @@ describe('status bar text', () => {
   });
 
   it('says clearly when there is no Python, and spins while starting', () => {
-    const none = statusView({ phase: 'unavailable', detail: 'No Python >= 3.10 found.' }, undefined);
+    const none = statusView({ phase: 'unavailable', detail: 'No Python >= 3.9 found.' }, undefined);
     assert.strictEqual(none.text, '$(warning) DX');
     assert.ok(none.warning);
     assert.match(none.tooltip, /No Python >= 3\.10 found/);
