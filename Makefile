@@ -24,7 +24,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) peers test-system-packages
+pytest: $(STAMP) peers test-system-packages ext-libs
 	CCUSAGE=$(CCUSAGE) $(BIN)/pytest
 
 # Debian packages the Python tests use, installed with apt-get when missing (as extension.mk

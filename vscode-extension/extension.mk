@@ -23,7 +23,7 @@ EXT_NODE_STAMP := $(EXT)/node_modules/.installed
 EXT_LIBS_STAMP := $(EXT)/bundled/libs/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: vsix ext-unit ext-e2e ext-test ext-deps ext-e2e-tools ext-system-packages ext-requirements ext-clean
+.PHONY: vsix ext-unit ext-e2e ext-test ext-deps ext-libs ext-e2e-tools ext-system-packages ext-requirements ext-clean
 
 ext-test: ext-unit ext-e2e
 
@@ -51,6 +51,9 @@ $(EXT_LIBS_STAMP): $(EXT)/requirements.txt pyproject.toml \
 	rm -rf $(EXT)/bundled/libs/bin
 	find $(EXT)/bundled/libs -name __pycache__ -type d -prune -exec rm -rf {} +
 	touch $@
+
+# The pytest suite runs this bundle on Python 3.9 and the newest here (tests/test_bundled_pythons.py).
+ext-libs: $(EXT_LIBS_STAMP)
 
 # -- The .vsix ------------------------------------------------------------------------------
 $(VSIX): $(EXT_NODE_STAMP) $(EXT_LIBS_STAMP) $(wildcard $(EXT)/src/*.ts) $(EXT)/package.json \
