@@ -105,7 +105,6 @@ ext-e2e: ext-e2e-tools $(VSIX) $(STAMP)
 # Regenerate requirements.txt (pinned, hashed) from requirements.in, resolved on Python 3.9, the
 # oldest supported: one bundle serves every Python from 3.9 up, so each pin must support 3.9 and
 # the back-ports 3.9 needs (exceptiongroup, typing-extensions) must be in the closure.
-PYTHON39 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.9.*/bin/python3.9) python3.9)
 ext-requirements:
 	rm -rf $(EXT_CACHE)/piptools-venv
 	$(PYTHON39) -m venv $(EXT_CACHE)/piptools-venv
