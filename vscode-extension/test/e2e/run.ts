@@ -1311,6 +1311,8 @@ async function main(): Promise<void> {
     if (bare.code !== 0) {
       throw new Error(`${basePython} -m venv failed: ${bare.stderr}`);
     }
+    const bareVersion = await run(path.join(bareRoot, 'bin', 'python3'), ['-c', 'import sys; print(sys.version.split()[0])']);
+    console.log(`bare Python: ${bareVersion.stdout.trim()} (a venv of ${basePython}, without pip)`);
     const ctx: Ctx = {
       codeServer: env('CODE_SERVER'),
       nodeBin,
