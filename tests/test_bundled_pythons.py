@@ -163,7 +163,7 @@ print(json.dumps({"version": list(sys.version_info[:3]), "files": files}))
 def test_every_module_imports_from_the_bundle_alone(
     python: Python, libs: Path, home: Path, pycache: Path
 ) -> None:
-    done = run(python, home, pycache, "-c", IMPORT_ALL)
+    done = run(python, home, pycache, "-S", "-c", IMPORT_ALL)  # -S: no site-packages at all
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout)
     assert tuple(found["version"]) == python.version
