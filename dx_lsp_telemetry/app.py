@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: takes a recordUsage's answer, or the error that stopped it
-Done = Callable[[Union[dict[str, Any], BaseException]], None]  # noqa: UP007 (3.9)
+Done = Callable[[Union[dict[str, Any], BaseException]], None]
 
 LEADER_RETRY_SECONDS = 30.0
 #: with the OTLP receiver on: exporters retry for seconds only, so a new leader must follow soon

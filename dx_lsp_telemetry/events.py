@@ -300,7 +300,7 @@ def from_ledger(line: Mapping[str, Any]) -> UsageEvent:
     ):
         raise TypeError("model and source must be strings")
     tokens = [line.get(name, 0) for name in TOKEN_FIELDS]
-    for name, value in zip(TOKEN_FIELDS, tokens):  # noqa: B905 (the same four; 3.9)
+    for name, value in zip(TOKEN_FIELDS, tokens):
         if type(value) is not int or not 0 <= value <= MAX_TOKENS:
             raise ValueError(f"{name} is not a token count: {value!r}")
     spend = line.get("spend_cents", 0)

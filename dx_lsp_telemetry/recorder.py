@@ -79,7 +79,7 @@ def append_events(
             "tool": event.tool,
             "duplicate": duplicate,
         }
-        for event, duplicate in zip(events, duplicates)  # noqa: B905 (same length; 3.9)
+        for event, duplicate in zip(events, duplicates)
     ]
     return answers, appended
 

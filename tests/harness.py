@@ -110,12 +110,14 @@ async def start_sidecar(
     process_id: int | None = None,
     args: Sequence[str] = (),
     wrapper: Sequence[str] = (),
+    python: str = sys.executable,
+    cwd: Path | None = None,
 ) -> Sidecar:
     """A sidecar over real stdio (extra command-line `args`; `wrapper`: a command that execs
     the rest, e.g. `unshare ...`), initialized; killed if that fails."""
     client = Sidecar()
-    command = [*wrapper, sys.executable, "-m", "dx_lsp_telemetry", *args]
-    await client.start_io(command[0], *command[1:], env=env or sidecar_env(home))
+    command = [*wrapper, python, "-m", "dx_lsp_telemetry", *args]
+    await client.start_io(command[0], *command[1:], env=env or sidecar_env(home), cwd=cwd)
     try:
         await asyncio.wait_for(
             client.initialize_session(

@@ -35,6 +35,16 @@ def real_lines() -> list[dict[str, Any]]:
     return [json.loads(line) for line in LOG.read_text().splitlines()]
 
 
+def write_recent_log(log: Path) -> None:
+    """The real log with its times moved to a day ago, inside any backfill window: 2 replies,
+    2402 input and 101 output tokens."""
+    lines = real_lines()
+    recent = int(datetime.now(timezone.utc).timestamp()) - 86400
+    for line in lines:
+        line["time"] = recent + (line["time"] - lines[0]["time"])
+    log.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
 class Setup:
     def __init__(self, tmp_path: Path) -> None:
         self.log = tmp_path / "aider" / "analytics.jsonl"
@@ -170,11 +180,7 @@ def test_homes_watch_and_wants(tmp_path: Path) -> None:
 
 def test_cli_scan_with_the_file_as_path(home: Path, tmp_path: Path) -> None:
     log = tmp_path / "aider-analytics.jsonl"
-    lines = real_lines()
-    recent = int(datetime.now(timezone.utc).timestamp()) - 86400
-    for line in lines:
-        line["time"] = recent + (line["time"] - lines[0]["time"])
-    log.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    write_recent_log(log)
     done = run_cli(home, "scan", "--source", "aider", "--path", str(log))
     assert done.returncode == 0, done.stderr
     assert "aider: 1 file, 2 records" in done.stdout

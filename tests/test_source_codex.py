@@ -64,7 +64,7 @@ def tokens(data: Path) -> tuple[int, int, int, int]:
 
 
 def add(*counts: tuple[int, int, int, int]) -> tuple[int, ...]:
-    return tuple(sum(c) for c in zip(*counts, strict=True))
+    return tuple(sum(c) for c in zip(*counts))
 
 
 def ours(usage: dict[str, int]) -> tuple[int, int, int, int]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Union
 
 import pytest
 
 from dx_lsp_telemetry import stdio
 from dx_lsp_telemetry.stdio import MAX_HEADER, MAX_MESSAGE, Frames, TooLarge
 
-Item = bytes | TooLarge | str
+Item = Union[bytes, TooLarge, str]  # a runtime alias: 3.9 has no `|` of types
 
 
 def framed(body: bytes, header: bytes | None = None) -> bytes:

@@ -397,9 +397,9 @@ def test_concurrent_processes_give_the_reference_totals(
 
         # exactly one append of each id, in whichever process, saw no earlier version
         first_sightings: dict[str, int] = {}
-        for batch, flags in zip(batches, duplicates, strict=True):
+        for batch, flags in zip(batches, duplicates):
             assert len(flags) == len(batch)
-            for raw, duplicate in zip(batch, flags, strict=True):
+            for raw, duplicate in zip(batch, flags):
                 if not duplicate:
                     first_sightings[raw["event_id"]] = first_sightings.get(raw["event_id"], 0) + 1
         all_events = [e for batch in batches for e in batch]

@@ -23,7 +23,7 @@ EXT_NODE_STAMP := $(EXT)/node_modules/.installed
 EXT_LIBS_STAMP := $(EXT)/bundled/libs/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: vsix ext-unit ext-e2e ext-test ext-deps ext-e2e-tools ext-system-packages ext-requirements ext-clean
+.PHONY: vsix ext-unit ext-e2e ext-test ext-deps ext-libs ext-e2e-tools ext-system-packages ext-requirements ext-clean
 
 ext-test: ext-unit ext-e2e
 
@@ -35,19 +35,25 @@ $(EXT_NODE_STAMP): $(EXT)/package.json $(EXT)/package-lock.json
 ext-deps: $(EXT_NODE_STAMP)
 
 # -- The bundled sidecar: hashed pure-Python closure + the dx_lsp_telemetry wheel ----------
+# One folder serves every Python the user may have (3.9 up): --python-version makes pip refuse
+# any pin whose Requires-Python excludes the oldest supported, whatever Python builds it.
+EXT_MIN_PYTHON := 3.9
 $(EXT_LIBS_STAMP): $(EXT)/requirements.txt pyproject.toml \
 		$(shell find dx_lsp_telemetry -name '*.py' -o -name '*.json') | $(STAMP)
 	rm -rf $(EXT)/bundled/libs $(EXT_CACHE)/wheels
 	mkdir -p $(EXT)/bundled/libs $(EXT_CACHE)/wheels
 	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir $(EXT_CACHE)/wheels .
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --target $(EXT)/bundled/libs \
-		--implementation py --only-binary=:all: --no-deps --require-hashes \
+		--implementation py --python-version $(EXT_MIN_PYTHON) --only-binary=:all: --no-deps --require-hashes \
 		-r $(EXT)/requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --target $(EXT)/bundled/libs \
 		--no-deps --no-compile $(EXT_CACHE)/wheels/dx_lsp_telemetry-*.whl
 	rm -rf $(EXT)/bundled/libs/bin
 	find $(EXT)/bundled/libs -name __pycache__ -type d -prune -exec rm -rf {} +
 	touch $@
+
+# The pytest suite runs this bundle on Python 3.9 and the newest here (tests/test_bundled_pythons.py).
+ext-libs: $(EXT_LIBS_STAMP)
 
 # -- The .vsix ------------------------------------------------------------------------------
 $(VSIX): $(EXT_NODE_STAMP) $(EXT_LIBS_STAMP) $(wildcard $(EXT)/src/*.ts) $(EXT)/package.json \
@@ -96,10 +102,12 @@ ext-e2e: ext-e2e-tools $(VSIX) $(STAMP)
 		DX_CLI=$(CURDIR)/$(BIN)/dx-lsp-telemetry VSIX=$(CURDIR)/$(VSIX) \
 		npm run --silent test:e2e
 
-# Regenerate requirements.txt (pinned, hashed) from requirements.in, resolved on Python 3.10.
-PYTHON310 ?= python3.10
+# Regenerate requirements.txt (pinned, hashed) from requirements.in, resolved on Python 3.9, the
+# oldest supported: one bundle serves every Python from 3.9 up, so each pin must support 3.9 and
+# the back-ports 3.9 needs (exceptiongroup, typing-extensions) must be in the closure.
 ext-requirements:
-	$(PYTHON310) -m venv $(EXT_CACHE)/piptools-venv
+	rm -rf $(EXT_CACHE)/piptools-venv
+	$(PYTHON39) -m venv $(EXT_CACHE)/piptools-venv
 	$(EXT_CACHE)/piptools-venv/bin/python -m pip install --quiet pip-tools
 	cd $(EXT) && $(EXT_CACHE)/piptools-venv/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
 		--strip-extras --no-emit-index-url --no-emit-find-links --output-file requirements.txt requirements.in

@@ -37,7 +37,7 @@ _REJECTED = {
 RETRY_AFTER_SECONDS = 5
 #: what a partial success quotes of the refusals
 MAX_MESSAGES = 5
-Outcome = Union[dict[str, Any], BaseException]  # noqa: UP007 (3.9)
+Outcome = Union[dict[str, Any], BaseException]
 Record = Callable[[dict[str, Any], Callable[[Outcome], None]], None]
 
 

@@ -90,7 +90,7 @@ def error(status: int, message: str, *, close: bool = False, **headers: str) -> 
 
 
 #: what the server asks before reading a body: a refusal, or None to read it
-Check = Callable[[Request], Optional[Response]]  # noqa: UP045 (3.9)
+Check = Callable[[Request], Optional[Response]]
 Handler = Callable[[Request], Awaitable[Response]]
 
 

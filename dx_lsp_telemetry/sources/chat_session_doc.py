@@ -23,7 +23,7 @@ from typing import Any, Union
 
 #: a kept scalar (counts, timestamps, models); `ID`: a kept id, hashed; a dict: an object with
 #: only these keys; a one-item list: an array of that
-Spec = Union[None, str, dict[str, Any], list[Any]]  # noqa: UP007 (3.9)
+Spec = Union[None, str, dict[str, Any], list[Any]]
 ID = "id"
 MAX_TEXT = 200
 #: a set or a cut beyond the end of an array by more than this is refused (a corrupt index)

@@ -140,7 +140,7 @@ class Codex(Source):
         if self._is_replay(path, meta, state, timestamp, total):
             return None
         base = tuple(previous) if previous is not None else (0, 0, 0, 0, 0)
-        growth: Usage = tuple(max(0, t - b) for t, b in zip(total, base, strict=True))
+        growth: Usage = tuple(max(0, t - b) for t, b in zip(total, base))
         if not any(growth[:3]):
             return None
         return _record(f"{session}:{line['timestamp']}:{total}", timestamp, str(model), growth)

@@ -278,7 +278,7 @@ class Ingestor:
         )
         if outcomes is None:
             return False
-        for path, (state, found) in zip(files, outcomes, strict=True):
+        for path, (state, found) in zip(files, outcomes):
             stats.files += 1
             seen.add(str(path))
             stats.files_read += found.files_read

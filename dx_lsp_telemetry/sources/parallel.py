@@ -71,7 +71,7 @@ def read_shared(
     Raises what a worker raised, or RuntimeError if one ended without its results (killed):
     then nothing must be checkpointed.
     """
-    sizes = [_unread(p, s) for p, s in zip(paths, states, strict=True)]
+    sizes = [_unread(p, s) for p, s in zip(paths, states)]
     total = sum(sizes)
     count = min(worker_count(workers), total // MIN_SHARE_BYTES)
     if count < 2 or total < MIN_BYTES:

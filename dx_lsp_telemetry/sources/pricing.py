@@ -21,7 +21,7 @@ from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, Union
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ SUPPORTED_FORMAT = 1
 Prices = tuple[Decimal, Decimal, Decimal, Decimal, Decimal]
 Matcher = Callable[[str], bool]
 #: a period's constraint: None (always), a start date (UTC), or a daily window [start, end) (UTC)
-Constraint = date | tuple[time, time] | None
+Constraint = Union[date, tuple[time, time], None]  # a runtime alias: 3.9 has no `|` of types
 
 
 @dataclass(frozen=True)

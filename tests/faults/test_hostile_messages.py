@@ -922,7 +922,7 @@ SECOND_INITIALIZE = 3
 
 def plan(rng: random.Random) -> list[str]:
     """The kind of each of the MESSAGES messages (second_initialize is two)."""
-    names, weights = zip(*KINDS, strict=True)
+    names, weights = zip(*KINDS)
     drawn = MESSAGES - HUGE - FRAMING - 2 * SECOND_INITIALIZE
     kinds = rng.choices(names, weights, k=drawn)
     for _ in range(FRAMING):

@@ -69,7 +69,7 @@ async def find_leader(windows: list[Sidecar]) -> tuple[Sidecar, dict[str, Any]]:
 
     async def leader() -> tuple[Sidecar, dict[str, Any]] | None:
         statuses = await asyncio.gather(*(w.status() for w in windows))
-        found = [(w, s) for w, s in zip(windows, statuses, strict=True) if s["leader"]]
+        found = [(w, s) for w, s in zip(windows, statuses) if s["leader"]]
         assert len(found) <= 1, f"{len(found)} leaders at once"
         return found[0] if found else None
 
@@ -185,7 +185,7 @@ async def test_kill_9_of_the_leader_mid_push_never_sends_twice_nor_loses_an_even
             ]
             events = round_events(rng, r)
             answers = await asyncio.gather(*(rng.choice(windows).record(**e) for e in events))
-            for event, answer in zip(events, answers, strict=True):
+            for event, answer in zip(events, answers):
                 assert answer["recorded"] and not answer["duplicate"], (SEED, answer)
                 acked[event["event_id"]] = event
 

@@ -1,11 +1,13 @@
 // Which Python runs the sidecar: the machine-scoped `dxTelemetry.python.interpreter` setting,
 // then the Python extension's active interpreter (only if that extension is installed: it is
-// not a dependency), then `python3`, `python`, `py -3` on the PATH. Each is probed for >= 3.10.
+// not a dependency), then `python3`, `python`, `py -3` on the PATH. Each is probed for >= MIN_PYTHON.
 
 import { execFile } from 'child_process';
 import type { Logger } from './log';
 
-export const MIN_VERSION: readonly [number, number] = [3, 10];
+/** The oldest Python the bundled sidecar runs on: macOS's /usr/bin/python3 (3.9). Every pin of
+ * requirements.txt supports it (`make ext-requirements` resolves on 3.9). */
+export const MIN_PYTHON: readonly [number, number] = [3, 9];
 
 export interface PythonCommand {
   command: string;
@@ -92,7 +94,7 @@ export function parseProbeOutput(stdout: string): ProbeResult {
 
 export function isSupported(version: readonly number[]): boolean {
   const [major, minor] = version;
-  return major > MIN_VERSION[0] || (major === MIN_VERSION[0] && minor >= MIN_VERSION[1]);
+  return major > MIN_PYTHON[0] || (major === MIN_PYTHON[0] && minor >= MIN_PYTHON[1]);
 }
 
 const SOURCE_TEXT: Record<PythonCommand['source'], string> = {
@@ -139,9 +141,9 @@ export async function findPython(inputs: DiscoveryInputs): Promise<FoundPython |
     }
     const version = result.version;
     if (!isSupported(version)) {
-      tried.push(`${label}: Python ${version.join('.')} is older than ${MIN_VERSION.join('.')}`);
+      tried.push(`${label}: Python ${version.join('.')} is older than ${MIN_PYTHON.join('.')}`);
       if (candidate.source === 'setting' || candidate.source === 'managed') {
-        inputs.log.warn(`${label} is Python ${version.join('.')}; the sidecar needs >= ${MIN_VERSION.join('.')}`);
+        inputs.log.warn(`${label} is Python ${version.join('.')}; the sidecar needs >= ${MIN_PYTHON.join('.')}`);
       }
       continue;
     }
@@ -156,7 +158,7 @@ export async function findPython(inputs: DiscoveryInputs): Promise<FoundPython |
   return {
     found: false,
     message:
-      `No Python >= ${MIN_VERSION.join('.')} found. Install Python 3 (any plain install: the sidecar's packages are bundled) ` +
+      `No Python >= ${MIN_PYTHON.join('.')} found. Install Python 3 (any plain install: the sidecar's packages are bundled) ` +
       'or set dxTelemetry.python.interpreter to its path, then reload the window.',
     tried,
   };

@@ -21,7 +21,8 @@
 // samples) and cleans up every process it started.
 //
 // Environment (set by `make ext-e2e`): CODE_SERVER, NODE24_BIN, DX_CLI, VSIX.
-// Optional: CHROMIUM (default /usr/bin/chromium), E2E_KEEP=1 (keep the scratch folder),
+// Optional: CHROMIUM (default /usr/bin/chromium), E2E_PYTHON (the Python the bare interpreter is
+// made from, default python3; e.g. a 3.9 for the oldest supported), E2E_KEEP=1 (keep the scratch folder),
 // E2E_ONLY=1, 2, 3 or 0 (one phase, or none), E2E_MEASURE=<rounds> (also measure the extension
 // host's memory with and without the extension: <rounds> code-server runs of each, alternated;
 // E2E_MEASURE_AGE_MS is the window age at which the samples are taken, default 20000).
@@ -1321,10 +1322,13 @@ async function main(): Promise<void> {
     const nodeBin = env('NODE24_BIN');
     // A Python with no packages at all: the sidecar must run from the bundled libs alone.
     const bareRoot = path.join(top, 'bare-python');
-    const bare = await run('python3', ['-m', 'venv', '--without-pip', bareRoot], { env: { ...process.env, TMPDIR: top } });
+    const basePython = process.env.E2E_PYTHON || 'python3';
+    const bare = await run(basePython, ['-m', 'venv', '--without-pip', bareRoot], { env: { ...process.env, TMPDIR: top } });
     if (bare.code !== 0) {
-      throw new Error(`python3 -m venv failed: ${bare.stderr}`);
+      throw new Error(`${basePython} -m venv failed: ${bare.stderr}`);
     }
+    const bareVersion = await run(path.join(bareRoot, 'bin', 'python3'), ['-c', 'import sys; print(sys.version.split()[0])']);
+    console.log(`bare Python: ${bareVersion.stdout.trim()} (a venv of ${basePython}, without pip)`);
     const ctx: Ctx = {
       codeServer: env('CODE_SERVER'),
       nodeBin,

@@ -301,7 +301,7 @@ describe('sidecar controller', () => {
 
   it('with no Python: says why, rejects queued and new requests at once, and tries again on restart', async () => {
     let available = false;
-    const h = harness({ launch: async () => (available ? LAUNCH : { problem: 'No Python >= 3.10 found.' }) });
+    const h = harness({ launch: async () => (available ? LAUNCH : { problem: 'No Python >= 3.9 found.' }) });
     const early = h.controller.request(STATUS, {});
     await h.controller.start();
     assert.strictEqual(h.controller.phase.phase, 'unavailable');

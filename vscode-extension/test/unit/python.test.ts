@@ -1,5 +1,6 @@
 import * as assert from 'assert';
 import {
+  MIN_PYTHON,
   PATH_CANDIDATES,
   ProbeResult,
   findPython,
@@ -57,14 +58,14 @@ describe('python discovery', () => {
     assert.strictEqual(found.source, 'python-extension');
   });
 
-  it('skips interpreters older than 3.10 and an unusable setting, saying so in the log', async () => {
-    const m = machine({ '/old/python': ok([3, 9, 18], '/old/python'), python3: ok([3, 8, 10], '/usr/bin/python3'), python: ok([3, 10, 13], '/usr/bin/python') });
+  it('skips interpreters older than 3.9 and an unusable setting, saying so in the log', async () => {
+    const m = machine({ '/old/python': ok([3, 8, 18], '/old/python'), python3: ok([3, 8, 10], '/usr/bin/python3'), python: ok([3, 9, 6], '/usr/bin/python') });
     const log = recordingLogger();
     const found = await findPython({ setting: '/old/python', pythonExtension: async () => undefined, pathCandidates: PATH_CANDIDATES, probe: m.probe, log });
     assert.ok(found.found);
     assert.strictEqual(found.command, 'python');
-    assert.deepStrictEqual(found.version, [3, 10, 13]);
-    assert.ok(log.lines.some((l) => l.startsWith('warn') && l.includes('/old/python') && l.includes('3.9.18')), log.lines.join('\n'));
+    assert.deepStrictEqual(found.version, [3, 9, 6]); // macOS's /usr/bin/python3
+    assert.ok(log.lines.some((l) => l.startsWith('warn') && l.includes('/old/python') && l.includes('3.8.18')), log.lines.join('\n'));
   });
 
   it('explains clearly when there is no usable Python at all', async () => {
@@ -80,7 +81,7 @@ describe('python discovery', () => {
     });
     assert.strictEqual(found.found, false);
     if (!found.found) {
-      assert.match(found.message, /No Python >= 3\.10 found/);
+      assert.match(found.message, /No Python >= 3\.9 found/);
       assert.match(found.message, /dxTelemetry\.python\.interpreter/);
       assert.ok(found.tried.some((t) => t.includes('3.6.15')));
       assert.ok(found.tried.some((t) => t.includes('extension API broke')));
@@ -89,10 +90,12 @@ describe('python discovery', () => {
   });
 
   it('compares versions correctly', () => {
+    assert.deepStrictEqual(MIN_PYTHON, [3, 9]);
+    assert.ok(isSupported([3, 9, 0]));
     assert.ok(isSupported([3, 10, 0]));
     assert.ok(isSupported([3, 14, 2]));
     assert.ok(isSupported([4, 0, 0]));
-    assert.ok(!isSupported([3, 9, 99]));
+    assert.ok(!isSupported([3, 8, 99]));
     assert.ok(!isSupported([2, 7, 18]));
   });
 

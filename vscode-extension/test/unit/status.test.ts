@@ -79,10 +79,10 @@ describe('status bar text', () => {
   });
 
   it('says clearly when there is no Python, and spins while starting', () => {
-    const none = statusView({ phase: 'unavailable', detail: 'No Python >= 3.10 found.' }, undefined);
+    const none = statusView({ phase: 'unavailable', detail: 'No Python >= 3.9 found.' }, undefined);
     assert.strictEqual(none.text, '$(warning) DX');
     assert.ok(none.warning);
-    assert.match(none.tooltip, /No Python >= 3\.10 found/);
+    assert.match(none.tooltip, /No Python >= 3\.9 found/);
     assert.strictEqual(statusView({ phase: 'starting' }, undefined).text, '$(sync~spin) DX');
     const crashed = statusView({ phase: 'backoff', detail: 'the sidecar exited; restarting in 2 s' }, status());
     assert.ok(crashed.warning);
