@@ -4,6 +4,7 @@
 
 import { execFile } from 'child_process';
 import type { Logger } from './log';
+import { atLeast, noPythonText } from './noPython';
 
 export const MIN_VERSION: readonly [number, number] = [3, 10];
 
@@ -30,8 +31,10 @@ export interface FoundPython extends PythonCommand {
 
 export interface NoPython {
   found: false;
-  /** One line for the status bar tooltip and the log. */
+  /** One line: what is wrong. */
   message: string;
+  /** What to install or set, one line each (the status bar tooltip and the log). */
+  advice: string[];
   /** What was tried and why each failed, for the log. */
   tried: string[];
 }
@@ -42,6 +45,8 @@ export interface DiscoveryInputs {
   pathCandidates: PythonCommand[];
   probe: Probe;
   log: Logger;
+  /** Whose install advice to give (process.platform). */
+  platform?: NodeJS.Platform;
 }
 
 export const PATH_CANDIDATES: PythonCommand[] = [
@@ -89,8 +94,7 @@ export function parseProbeOutput(stdout: string): ProbeResult {
 }
 
 export function isSupported(version: readonly number[]): boolean {
-  const [major, minor] = version;
-  return major > MIN_VERSION[0] || (major === MIN_VERSION[0] && minor >= MIN_VERSION[1]);
+  return atLeast(version, MIN_VERSION);
 }
 
 const SOURCE_TEXT: Record<PythonCommand['source'], string> = {
@@ -106,6 +110,7 @@ export function describe(c: PythonCommand): string {
 /** The first usable interpreter in the fixed order, or why there is none. */
 export async function findPython(inputs: DiscoveryInputs): Promise<FoundPython | NoPython> {
   const tried: string[] = [];
+  let tooOld: { version: [number, number, number]; at: string } | undefined;
   const candidates: PythonCommand[] = [];
   if (inputs.setting) {
     candidates.push({ command: inputs.setting, args: [], source: 'setting' });
@@ -133,6 +138,9 @@ export async function findPython(inputs: DiscoveryInputs): Promise<FoundPython |
     }
     const version = result.version;
     if (!isSupported(version)) {
+      if (!tooOld || compare(version, tooOld.version) > 0) {
+        tooOld = { version, at: result.executable ?? candidate.command };
+      }
       tried.push(`${label}: Python ${version.join('.')} is older than ${MIN_VERSION.join('.')}`);
       if (candidate.source === 'setting') {
         inputs.log.warn(`${label} is Python ${version.join('.')}; the sidecar needs >= ${MIN_VERSION.join('.')}`);
@@ -147,13 +155,17 @@ export async function findPython(inputs: DiscoveryInputs): Promise<FoundPython |
       description: `Python ${version.join('.')} at ${result.executable ?? candidate.command} ${SOURCE_TEXT[candidate.source]}`,
     };
   }
-  return {
-    found: false,
-    message:
-      `No Python >= ${MIN_VERSION.join('.')} found. Install Python 3 (any plain install: the sidecar's packages are bundled) ` +
-      'or set dxTelemetry.python.interpreter to its path, then reload the window.',
-    tried,
-  };
+  const text = noPythonText(inputs.platform ?? process.platform, MIN_VERSION, tooOld && `${tooOld.version.join('.')} at ${tooOld.at}`);
+  return { found: false, ...text, tried };
+}
+
+function compare(a: readonly number[], b: readonly number[]): number {
+  for (let i = 0; i < Math.max(a.length, b.length); i += 1) {
+    if ((a[i] ?? 0) !== (b[i] ?? 0)) {
+      return (a[i] ?? 0) - (b[i] ?? 0);
+    }
+  }
+  return 0;
 }
 
 interface PythonExtensionApi {
