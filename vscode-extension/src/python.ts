@@ -65,10 +65,12 @@ export const probePython: Probe = (command, args) =>
       command,
       [...args, '-I', '-c', PROBE_CODE],
       { timeout: 15_000, windowsHide: true, encoding: 'utf8' },
-      (error, stdout) => {
+      (error, stdout, stderr) => {
         if (error) {
           const code = (error as NodeJS.ErrnoException).code;
-          resolve({ error: code === 'ENOENT' ? 'not found' : firstLine(error.message) });
+          // what it said beats "Command failed": macOS's stub asks for the Command Line Tools there
+          const said = firstLine(stderr.trim());
+          resolve({ error: code === 'ENOENT' ? 'not found' : said ? `exited with ${String(code)}: ${said}` : firstLine(error.message) });
           return;
         }
         resolve(parseProbeOutput(stdout));

@@ -3,11 +3,12 @@
 //
 // Every key is read from the user level only (user, remote and application settings, else the
 // default, which is where VS Code reports a policy), never from a workspace. package.json scopes
-// every key `application` or `machine`, so VS Code already drops a workspace's
-// `"dxTelemetry.flush.delaySeconds": 1`; but it keeps keys it does not know, and a workspace's
-// `"dxTelemetry.flush": {"delaySeconds": 1}` is such a key: `getConfiguration('dxTelemetry')`
-// merges it over the user's value. `inspect()` keeps the levels apart, so reading `globalValue`
-// and `defaultValue` per contributed key leaves every workspace value out.
+// every key `application` or `machine`, so VS Code drops a workspace's
+// `"dxTelemetry.flush.delaySeconds": 1`; but before 1.132 (microsoft/vscode#330310), and in forks
+// built on an older VS Code, it kept `"dxTelemetry.flush": {"delaySeconds": 1}` (a key it does not
+// know) and merged it over the user's value in `getConfiguration('dxTelemetry')`. `inspect()`
+// keeps the levels apart, so reading `globalValue` and `defaultValue` per contributed key leaves
+// every workspace value out, whatever the editor's version.
 
 import * as os from 'os';
 import * as path from 'path';

@@ -1,6 +1,9 @@
 import * as assert from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import { atLeast, installAdvice, noPythonText } from '../../src/noPython';
-import { MIN_VERSION, PATH_CANDIDATES, ProbeResult, findPython } from '../../src/python';
+import { MIN_VERSION, PATH_CANDIDATES, ProbeResult, findPython, probePython } from '../../src/python';
 import { statusView } from '../../src/status';
 import { recordingLogger } from './helpers';
 
@@ -70,5 +73,20 @@ describe('no usable Python: what to install', () => {
     const view = statusView({ phase: 'unavailable', detail: none.message, advice: none.advice }, undefined);
     assert.ok(view.warning);
     assert.ok(view.tooltip.includes(none.advice[0]) && view.tooltip.includes('dxTelemetry.python.interpreter'), view.tooltip);
+  });
+
+  it("names what a failing interpreter said, as macOS's python3 stub without the Command Line Tools does", async function () {
+    if (process.platform === 'win32') {
+      this.skip(); // a shell script stands in for the stub
+    }
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dx-stub-'));
+    const stub = path.join(dir, 'python3');
+    fs.writeFileSync(stub, '#!/bin/sh\necho "xcode-select: note: No developer tools were found, requesting install." >&2\nexit 1\n', { mode: 0o755 });
+    try {
+      const probed = await probePython(stub, []);
+      assert.strictEqual(probed.error, 'exited with 1: xcode-select: note: No developer tools were found, requesting install.');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -8,7 +8,7 @@ import { KeyLevels, SECTION, classifyChange, contributedKeys, expandPath, interp
 /**
  * VS Code's levels in memory, each as its settings.json holds it (flat dotted keys, or the
  * nested-object spelling), and `inspect` as the extension host computes it: each level's value
- * tree looked up by the key, the default merged under objects.
+ * tree looked up by the key. Nothing is filtered, as VS Code before 1.132 kept the nested spelling.
  */
 class Levels {
   readonly defaults: Record<string, unknown> = {};
