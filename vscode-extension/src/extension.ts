@@ -16,7 +16,7 @@ import { PATH_CANDIDATES, findPython, interpreterFromPythonExtension, probePytho
 import { ReportPanel } from './report';
 import { REPORT_DAYS } from './reportView';
 import { TokenStore } from './secrets';
-import { classifyChange, expandPath, interpreterSetting, sectionSnapshot } from './settings';
+import { classifyChange, contributedKeys, expandPath, interpreterSetting, sectionSnapshot, workspaceOverrides } from './settings';
 import { StatusBar, tokenRejected } from './status';
 import { DxReport, DxStatus, DxTelemetryApi } from './types';
 
@@ -29,18 +29,31 @@ export function activate(context: vscode.ExtensionContext): DxTelemetryApi {
   context.subscriptions.push(rawChannel);
   const channel = redactingChannel(rawChannel, redactor);
   const log = channelLogger(channel);
-  const read = (section: string) => vscode.workspace.getConfiguration(section);
+  const inspect = (key: string) => vscode.workspace.getConfiguration().inspect(key);
+  const settingKeys = contributedKeys(context.extension.packageJSON);
+  let ignoredShown = '';
+  const noteIgnored = (): void => {
+    const ignored = workspaceOverrides(inspect, settingKeys);
+    if (ignored.length && ignored.join() !== ignoredShown) {
+      log.warn(`this workspace's settings give ${ignored.join(', ')} a value; ignored: DX Telemetry reads only user and remote settings`);
+    }
+    ignoredShown = ignored.join();
+  };
   const tokens = new TokenStore(context.secrets);
   const statusBar = new StatusBar();
   context.subscriptions.push(statusBar);
   let lastLaunch: Launch | undefined;
+  let launchProblem: string | undefined;
   let tokenRejectionShown = false;
 
   const resolveLaunch = async (): Promise<Launch | LaunchProblem> => {
     const python = await findPython({
       managed: managedPython(log),
-      setting: interpreterSetting(read),
-      pythonExtension: () => interpreterFromPythonExtension((id) => vscode.extensions.getExtension(id)),
+      setting: interpreterSetting(inspect),
+      // the Python extension's pick can be a workspace's own interpreter (its .venv, or a
+      // workspace python.defaultInterpreterPath): never run that in a workspace not trusted
+      pythonExtension: () =>
+        vscode.workspace.isTrusted ? interpreterFromPythonExtension((id) => vscode.extensions.getExtension(id)) : Promise.resolve(undefined),
       pathCandidates: PATH_CANDIDATES,
       probe: probePython,
       log,
@@ -49,13 +62,15 @@ export function activate(context: vscode.ExtensionContext): DxTelemetryApi {
       for (const line of python.tried) {
         log.info(`  tried ${line}`);
       }
-      return { problem: python.message };
+      launchProblem = python.message;
+      return { problem: python.message, advice: python.advice };
     }
     const token = await tokens.effective();
     redactor.setSecret(token.token);
     log.info(
       `API token: ${token.source === 'secretStorage' ? 'from secret storage' : token.source === 'environment' ? 'DX_DATA_CLOUD_TOKEN inherited from the environment' : 'none set'}`,
     );
+    launchProblem = undefined;
     lastLaunch = sidecarLaunch(python, context.extensionPath, process.env, token.token);
     return lastLaunch;
   };
@@ -72,7 +87,7 @@ export function activate(context: vscode.ExtensionContext): DxTelemetryApi {
   };
 
   const report = new ReportPanel({
-    loadReport: () => runReport(lastLaunch),
+    loadReport: () => runReport(lastLaunch, launchProblem),
     refreshStatus: () => (controller ? controller.refreshStatus() : Promise.resolve(undefined)),
     lastStatus: () => statusBar.lastStatus,
     log,
@@ -96,7 +111,8 @@ export function activate(context: vscode.ExtensionContext): DxTelemetryApi {
       createLanguageConnection(launch, events, {
         channel,
         log,
-        initializationOptions: () => sectionSnapshot(read),
+        settings: () => sectionSnapshot(inspect, settingKeys),
+        onDidChangeConfiguration: vscode.workspace.onDidChangeConfiguration,
         traceLevel,
       }),
     log,
@@ -107,7 +123,11 @@ export function activate(context: vscode.ExtensionContext): DxTelemetryApi {
 
   context.subscriptions.push(
     vscode.workspace.onDidChangeConfiguration((event) => {
-      if (classifyChange(event) === 'restart') {
+      const kind = classifyChange(event);
+      if (kind !== 'none') {
+        noteIgnored();
+      }
+      if (kind === 'restart') {
         void sidecar.restart('dxTelemetry.python.interpreter changed');
       }
       // everything else reaches the running sidecar as workspace/didChangeConfiguration
@@ -122,6 +142,7 @@ export function activate(context: vscode.ExtensionContext): DxTelemetryApi {
   registerConnectCommands(context, log);
 
   log.info(`DX Telemetry ${String(context.extension.packageJSON.version)} activated on VS Code ${vscode.version}`);
+  noteIgnored();
   void sidecar.start().then(() => log.debug(`start() returned ${Date.now() - activatedAt} ms after activation`));
 
   return { recordUsage: (event) => sidecar.recordUsage(event) };
@@ -149,9 +170,9 @@ function managedPython(log: Logger): string | undefined {
 }
 
 /** `python -m dx_lsp_telemetry report --days 14 --json`, with the sidecar's interpreter and environment. */
-function runReport(launch: Launch | undefined): Promise<DxReport> {
+function runReport(launch: Launch | undefined, problem: string | undefined): Promise<DxReport> {
   if (!launch) {
-    return Promise.reject(new Error('the sidecar has not started (no Python found yet)'));
+    return Promise.reject(new Error(problem ?? 'the sidecar has not started yet'));
   }
   return new Promise((resolve, reject) => {
     execFile(

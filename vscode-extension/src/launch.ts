@@ -18,7 +18,10 @@ export interface Launch {
 }
 
 export interface LaunchProblem {
+  /** One line: what is wrong (also the error of requests that cannot be sent). */
   problem: string;
+  /** What to do about it, one line each: the status bar tooltip and the log show them. */
+  advice?: string[];
 }
 
 export function isProblem(value: Launch | LaunchProblem): value is LaunchProblem {

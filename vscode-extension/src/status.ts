@@ -100,7 +100,8 @@ export interface StatusView {
 
 export function statusView(phase: PhaseInfo, status: DxStatus | undefined): StatusView {
   if (phase.phase === 'unavailable') {
-    return { text: '$(warning) DX', tooltip: `DX Telemetry is not running.\n\n${phase.detail ?? ''}`.trim(), warning: true };
+    const why = [phase.detail ?? '', ...(phase.advice ?? [])].join('\n');
+    return { text: '$(warning) DX', tooltip: `DX Telemetry is not running.\n\n${why}`.trim(), warning: true };
   }
   if (!status) {
     if (phase.phase === 'backoff') {

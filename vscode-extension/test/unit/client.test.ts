@@ -318,6 +318,17 @@ describe('sidecar controller', () => {
     assert.strictEqual(h.controller.phase.phase, 'running');
   });
 
+  it('with no Python: the advice goes to the log and the status, the requests fail with the one-line reason', async () => {
+    const advice = ['Install python3 with "sudo apt install python3".', 'Or set dxTelemetry.python.interpreter.'];
+    const h = harness({ launch: async () => ({ problem: 'No Python >= 3.9 found.', advice }) });
+    await h.controller.start();
+    assert.strictEqual(h.controller.phase.detail, 'No Python >= 3.9 found.');
+    assert.deepStrictEqual(h.controller.phase.advice, advice);
+    const logged = h.log.lines.filter((l) => l.startsWith('error')).join('\n');
+    assert.ok(advice.every((line) => logged.includes(line)), logged);
+    await assert.rejects(h.controller.recordUsage({}), (e: Error) => e.message === "DX Telemetry's sidecar is not running: No Python >= 3.9 found.");
+  });
+
   it('restart() stops the old sidecar and queues what comes meanwhile', async () => {
     const h = harness();
     const started = h.controller.start();
