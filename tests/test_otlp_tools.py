@@ -1,6 +1,6 @@
 """Each tool's OTLP export to usage events: the real tools' exports (captured offline against a
-fake model API whose usage is known), then what the captures lack (Qwen Code, Copilot Chat,
-older encodings), through a real sidecar's receiver over real HTTP."""
+fake model API whose usage is known), then what the captures lack (Copilot Chat, Qwen Code over
+Gemini's API, older encodings), through a real sidecar's receiver over real HTTP."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ REAL = {
     "gemini-cli": ("gemini-cli", "gemini-cli"),
     "codex": ("codex_exec", "codex"),
     "copilot-cli": ("github-copilot", "copilot-cli"),
+    "qwen-code": ("qwen-code", "qwen-code"),
 }
 TOOLS_SETTING = {"codex_exec": "codex", "github-copilot": "copilot-cli"}
 
