@@ -228,12 +228,10 @@ async def test_qwen_code_its_log_source_wins_while_on_else_otlp_counts(
     four calls (two answers, two background memory extractions), each counted once, by the log
     source while it is on, else by the receiver."""
     logs = copy_files("qwen-code", "home/.qwen", tmp_path / "qwen")
-    settings = {
-        "sources": {"qwenCode": {"enabled": log_source_on, "path": str(logs)}},
-        "retentionDays": 3650,  # the chat keeps its capture's dates
-    }
+    sources = {"qwenCode": {"enabled": log_source_on, "path": str(logs)}}
     expected = (len(known("qwen-code")), *known_totals("qwen-code"))
-    async with receiver(home, **settings) as (_, url):
+    # the chat keeps its capture's dates
+    async with receiver(home, sources=sources, retentionDays=3650) as (_, url):
         if log_source_on:
 
             async def read() -> bool:
