@@ -279,3 +279,50 @@ class OpenCodeDb:
 
     def legacy_message(self, sid: str, source: str, index: int) -> str:
         return imported_id("msg", f"{source}:{index}")
+
+    def resumed_session(self, ts: datetime, provider: str, model: str, turns: int) -> str:
+        """A Claude Code or Codex session as Kilo's `/resume-claude` and `/resume-codex` write it
+        (Kilo-Org/kilocode `session-resume`: `mapTranscript`, through `SessionResumeImport.write`)
+        into a new, empty session: new ascending ids, each assistant message under the source's
+        provider and model with zero tokens and cost, text parts only (and tool and reasoning
+        parts, never a step-start or step-finish), an import notice on the last one."""
+        sid = self.session(ts)
+        for _ in range(turns):
+            user = ascending("msg", ts)
+            self._message(
+                user,
+                sid,
+                ts,
+                {
+                    "role": "user",
+                    "time": {"created": ms(ts)},
+                    "agent": "code",
+                    "model": {"providerID": "kilo", "modelID": "kilo/auto"},
+                },
+            )
+            self.part(sid, user, ts, {"type": "text", "text": SECRET})
+            answer = ascending("msg", ts)
+            self._message(
+                answer,
+                sid,
+                ts,
+                {
+                    "role": "assistant",
+                    "parentID": user,
+                    "time": {"created": ms(ts), "completed": ms(ts)},
+                    "mode": "code",
+                    "agent": "code",
+                    "cost": 0,
+                    "tokens": step_tokens(0, 0),
+                    "modelID": model,
+                    "providerID": provider,
+                    "path": {"cwd": "/home/dev/secret-project", "root": "/home/dev/secret-project"},
+                    "finish": "stop",
+                },
+            )
+            self.part(sid, answer, ts, {"type": "text", "text": f"answer about {SECRET}"})
+        notice = "---\n*This conversation was imported from an external session.*"
+        self.part(
+            sid, answer, ts, {"type": "text", "text": notice, "synthetic": True, "ignored": True}
+        )
+        return sid
