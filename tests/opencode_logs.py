@@ -326,3 +326,25 @@ class OpenCodeDb:
             sid, answer, ts, {"type": "text", "text": notice, "synthetic": True, "ignored": True}
         )
         return sid
+
+    def fork(self, sid: str, ts: datetime, *, zero_cost: bool = False) -> str:
+        """The session forked at `ts` as OpenCode's and Kilo's `fork` write it: a new session,
+        then every message again (its data, its own `time` included, under a new id) and every
+        part again under a new id, step-finish parts with their tokens (`zero_cost`: Kilo sets
+        their cost to 0); the new session's id."""
+        forked = self.session(ts, slug="forked-forest")
+        messages = self.db.execute(
+            "SELECT id, data FROM message WHERE session_id = ? ORDER BY id", (sid,)
+        ).fetchall()
+        for old_id, data in messages:
+            new_id = ascending("msg", ts)
+            self._message(new_id, forked, ts, json.loads(data))
+            parts = self.db.execute(
+                "SELECT data FROM part WHERE message_id = ? ORDER BY id", (old_id,)
+            ).fetchall()
+            for (part_data,) in parts:
+                part = json.loads(part_data)
+                if zero_cost and part.get("type") == "step-finish":
+                    part["cost"] = 0
+                self.part(forked, new_id, ts, part)
+        return forked
