@@ -13,13 +13,15 @@ cache already; `output` excludes `reasoning`, which DX counts as output.
 One record per part, keyed by the part's own id: a database copied elsewhere, or a session in
 two databases, counts once. A fork copies a session's messages and parts, step-finish parts
 included, under new ids into a new session (Kilo zeroes the copies' cost, not their tokens): a
-part whose message is older than its session is such a copy, and skipped. The database is opened read-only (`mode=ro`), each page of rows read
-in one short transaction: a consistent snapshot of a database being written in WAL mode, and no
-lock held between pages. `part` is a rowid table and SQLite gives a new row the largest rowid
-plus one, in commit order, so the checkpoint is the largest rowid read: only rows above it are
-ever read. A rowid is reused only once the row holding the largest one is deleted (a session
-removed): then the checkpoint's row no longer holds the part it held, and reading resumes after
-the newest remembered part that is still in place, skipping those already counted.
+part whose message is older than its session is such a copy, and skipped.
+
+The database is opened read-only (`mode=ro`), each page of rows read in one short transaction:
+a consistent snapshot of a database being written in WAL mode, and no lock held between pages.
+`part` is a rowid table and SQLite gives a new row the largest rowid plus one, in commit order,
+so the checkpoint is the largest rowid read: only rows above it are ever read. A rowid is
+reused only once the row holding the largest one is deleted (a session removed): then the
+checkpoint's row no longer holds the part it held, and reading resumes after the newest
+remembered part that is still in place, skipping those already counted.
 
 A busy or locked database is read again later (named only when it stays so); a file that is no
 database, or a database without OpenCode's tables and columns, is named once per change of the
