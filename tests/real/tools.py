@@ -354,7 +354,12 @@ class QwenCode(Tool):
 
     def env(self) -> dict[str, str]:
         env = self.base_env()
-        env.update(OPENAI_API_KEY="sk-fake", OPENAI_BASE_URL=f"{self.api_url}/v1")
+        env.update(
+            OPENAI_API_KEY="sk-fake",
+            OPENAI_BASE_URL=f"{self.api_url}/v1",
+            # its CLI starts itself again in a child with a larger heap: a second start-up
+            QWEN_CODE_NO_RELAUNCH="true",
+        )
         return env
 
     def command(self, prompt: str, *, first: bool) -> list[str]:
