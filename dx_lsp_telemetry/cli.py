@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if verb == "serve":
         from dx_lsp_telemetry.sidecar import serve
 
-        return serve(client_pid)
+        return serve(client_pid, reader=bool(getattr(args, "reader", False)))
     if verb == "demo":
         from dx_lsp_telemetry.demo import run_demo
 
@@ -111,7 +111,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="verb", metavar="COMMAND")
-    sub.add_parser("serve", help="the LSP sidecar over stdio (what the editor starts)")
+    serve = sub.add_parser("serve", help="the LSP sidecar over stdio (what the editor starts)")
+    serve.add_argument(
+        "--reader",
+        action="store_true",
+        help="a remote host's reader (DX Telemetry Remote Reader): reads this host's AI tools' "
+        "logs into <data folder>/remote-reader and forwards them to your own machine; never pushes",
+    )
 
     s = sub.add_parser("status", help="configuration problems, today, recent days and push states")
     s.add_argument("--json", action="store_true", help="print the dxTelemetry/status object")

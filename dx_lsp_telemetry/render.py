@@ -29,6 +29,14 @@ def status_text(status: dict[str, Any]) -> str:
         f"destination: {config['destination']}" + ("" if config["ok"] else "  (needs attention)")
     )
     lines += [f"  ! {p}" for p in config["problems"]]
+    if config.get("machineSuffix"):
+        suffix = config["machineSuffix"]
+        lines.append(
+            f"records of this machine are pushed as <tool>@{suffix} (dxTelemetry.machineSuffix)"
+        )
+    forward = status.get("forward")
+    if forward is not None:
+        lines.append(_forward_line(forward))
     otlp = status.get("otlp")
     if otlp is not None and otlp["state"] != "off":
         where = f" on 127.0.0.1:{otlp['port']}" if otlp.get("port") else ""
@@ -48,6 +56,20 @@ def status_text(status: dict[str, Any]) -> str:
     for day in status["days"]:
         lines.append("  " + _day_line(day))
     return "\n".join(lines)
+
+
+def _forward_line(forward: dict[str, Any]) -> str:
+    """A reader's forwarding to DX Telemetry on the developer's own machine."""
+    state = forward["state"]
+    if state == "standby":
+        return "remote reader: standing by (this host's own DX Telemetry pushes its usage)"
+    if state == "follower":
+        return "remote reader: another window's reader forwards this host's usage"
+    text = f"remote reader: {forward['delivered']} events forwarded to your own machine"
+    if forward.get("lastAt"):
+        text += f" (last at {forward['lastAt']})"
+    text += f", {forward['pending']} waiting"
+    return text
 
 
 def _day_line(day: dict[str, Any]) -> str:

@@ -27,14 +27,18 @@ class StatusInputs:
     extra_problems: list[str]
     token: str | None
     now: datetime
+    #: a remote host's reader: no push, so no push problems and no push states
+    reader: bool = False
 
 
 def build_status(inputs: StatusInputs, index: LedgerIndex, journal: Journal) -> dict[str, Any]:
     settings = inputs.settings
     days = window_days(inputs.now, settings.day_boundary, settings.backfill_days)
     today = days[0]
+    if inputs.reader:
+        days = [today]
     problems = list(inputs.extra_problems)
-    if settings.enabled:
+    if settings.enabled and not inputs.reader:
         problems += blocking_problems(settings, inputs.token)
     journal.load()
     entries: list[dict[str, Any]] = []
@@ -53,15 +57,18 @@ def build_status(inputs: StatusInputs, index: LedgerIndex, journal: Journal) -> 
         for e in entries
         if e["date"] == today.isoformat() and e["totals"]["events"]
     }
+    config: dict[str, Any] = {
+        "ok": not problems,
+        "destination": "forward" if inputs.reader else destination_of(settings),
+        "problems": problems,
+    }
+    if settings.machine_suffix and not inputs.reader:
+        config["machineSuffix"] = settings.machine_suffix  # what DX's tool names end in
     return {
         "version": __version__,
         "dataDir": str(inputs.data_dir),
         "leader": inputs.leader,
-        "config": {
-            "ok": not problems,
-            "destination": destination_of(settings),
-            "problems": problems,
-        },
+        "config": config,
         "today": {"date": today.isoformat(), "tools": today_tools},
         "days": entries,
     }
