@@ -90,6 +90,12 @@ describe('the sidecar launch', () => {
     assert.strictEqual(launch.cwd, bundledLibs('/ext'));
     assert.ok(!JSON.stringify([launch.command, launch.args]).includes('secret-token'));
   });
+
+  it("starts the Remote Reader's sidecar as `serve --reader`, without the token", () => {
+    const launch = sidecarLaunch({ command: 'python3', args: [], description: 'x' }, '/ext', { PATH: '/bin', [TOKEN_ENV]: 'inherited' }, undefined, ['serve', '--reader']);
+    assert.deepStrictEqual(launch.args, ['-m', 'dx_lsp_telemetry', 'serve', '--reader']);
+    assert.ok(!(TOKEN_ENV in launch.env), 'a reader never pushes: no token, not even an inherited one');
+  });
 });
 
 describe('package.json contributions', () => {
@@ -98,6 +104,7 @@ describe('package.json contributions', () => {
     email: '',
     tool: '',
     instanceUrl: '',
+    machineSuffix: '',
     dayBoundary: 'utc',
     'flush.enabled': true,
     'flush.delaySeconds': 600,
