@@ -15,7 +15,6 @@ again from its start). Plain module: no LSP, no threads; the caller serialises t
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import logging
@@ -152,6 +151,9 @@ def take(
         except FileNotFoundError:
             continue
         consumed = start
+        if len(data) == MAX_READ and b"\n" not in data:  # no ledger line is that long
+            consumed = _past_line(path, start + len(data))
+            log.warning("ledger %s at byte %d: a line of over 1 MiB, not forwarded", name, start)
         for offset, raw in complete_lines(data, start):
             if len(events) >= limit:
                 more = True
@@ -170,6 +172,18 @@ def take(
     return Batch(batch_id, events, ends, dict(cursor), end, more)
 
 
+def _past_line(path: str, offset: int) -> int:
+    """Where the line that runs on past `offset` ends (after its newline), or the file's end."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        while chunk := f.read(MAX_READ):
+            nl = chunk.find(b"\n")
+            if nl >= 0:
+                return offset + nl + 1
+            offset += len(chunk)
+    return offset
+
+
 def _event_of(raw: bytes, name: str, offset: int) -> dict[str, Any] | None:
     """A usage line as a recordUsage event; None for a session marker or a bad line."""
     if not raw.startswith(_USAGE_PREFIX):
@@ -183,22 +197,31 @@ def _event_of(raw: bytes, name: str, offset: int) -> dict[str, Any] | None:
     return {k: v for k, v in line.items() if k not in _LEDGER_ONLY}
 
 
-def pending(ledger_dir: Path, cursor: Cursor, files: Iterable[date]) -> int:
-    """Usage lines after `cursor`, counted, not parsed: JSON escapes every quote inside a
-    string, so the opening of a usage line occurs nowhere else."""
-    count = 0
-    keep = len(_USAGE_PREFIX) - 1
-    for utc_date in files:
-        path = ledger_path(ledger_dir, utc_date)
-        with contextlib.suppress(OSError), open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            f.seek(_start_of(cursor, utc_date.isoformat(), st.st_ino, st.st_size))
-            tail = b""
-            while chunk := f.read(MAX_READ):
-                data = tail + chunk
-                count += data.count(_USAGE_PREFIX)
-                tail = data[-keep:]
-    return count
+def count_usage(path: str, start: int, end: int) -> tuple[int, int]:
+    """Usage lines that begin in [start, end) and are complete, and where the last one ends:
+    counted, not parsed (JSON escapes every quote inside a string, so the opening of a usage
+    line occurs nowhere else)."""
+    count, done = 0, start
+    with open(path, "rb") as f:
+        f.seek(start)
+        while start < end and (chunk := f.read(min(MAX_READ, end - start))):
+            last = chunk.rfind(b"\n") + 1
+            if not last:  # no complete line in a whole chunk: count it next time
+                break
+            count += chunk.count(_USAGE_PREFIX, 0, last)
+            start += last
+            done = start
+            f.seek(start)
+    return count, done
+
+
+@dataclass
+class _Counted:
+    """What `pending` counted of one file: up to which byte, and how many lines are waiting."""
+
+    ino: int
+    upto: int
+    waiting: int
 
 
 @dataclass
@@ -213,6 +236,8 @@ class Forwarding:
     problem: str | None = None
     last_at: str | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    #: per file, what was counted: each status then reads only the bytes appended since
+    _counted: dict[str, _Counted] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.cursor = load_cursor(self.cursor_file)
@@ -233,6 +258,10 @@ class Forwarding:
         if batch is None or batch.id != batch_id:
             return False
         delivered = max(0, min(delivered, len(batch.events)))
+        for name, _, ino in batch.ends[:delivered]:
+            counted = self._counted.get(name)
+            if counted is not None and counted.ino == ino:
+                counted.waiting -= 1  # may go below 0 until the bytes after `upto` are counted
         self.cursor = batch.cursor_after(delivered)
         save_cursor(self.cursor_file, self.cursor)
         self.batch = None
@@ -242,4 +271,27 @@ class Forwarding:
         return True
 
     def pending(self, files: list[date]) -> int:
-        return pending(self.paths.ledger_dir, self.cursor, files)
+        """Usage lines after the cursor in `files`, reading only what was appended since the
+        last count (a week of backlog is read once, not once a batch)."""
+        total = 0
+        names = set()
+        for utc_date in files:
+            name = utc_date.isoformat()
+            path = ledger_path(self.paths.ledger_dir, utc_date)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            names.add(name)
+            counted = self._counted.get(name)
+            if counted is None or counted.ino != st.st_ino or counted.upto > st.st_size:
+                start = _start_of(self.cursor, name, st.st_ino, st.st_size)
+                counted = self._counted[name] = _Counted(st.st_ino, start, 0)
+            try:
+                more, counted.upto = count_usage(path, counted.upto, st.st_size)
+            except OSError:
+                more = 0
+            counted.waiting += more
+            total += max(0, counted.waiting)
+        self._counted = {n: c for n, c in self._counted.items() if n in names}
+        return total
