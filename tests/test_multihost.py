@@ -51,13 +51,15 @@ def transcript(claude: Path) -> Path:
     return path
 
 
-async def pending(reader: Sidecar, n: int) -> dict[str, Any]:
+async def pending(reader: Sidecar, n: int, *, or_more: bool = False) -> dict[str, Any]:
     async def probe() -> dict[str, Any] | None:
         status = await reader.status()
         forward = status["forward"]
-        return status if forward["state"] == "forwarding" and forward["pending"] == n else None
+        waiting = forward["pending"] >= n if or_more else forward["pending"] == n
+        return status if forward["state"] == "forwarding" and waiting else None
 
-    status: dict[str, Any] = await until_async(probe, 20, f"{n} events waiting to be forwarded")
+    what = f"{n}{' or more' if or_more else ''} events waiting to be forwarded"
+    status: dict[str, Any] = await until_async(probe, 30, what)
     return status
 
 
@@ -113,9 +115,11 @@ async def test_a_remote_hosts_usage_reaches_the_one_pushing_ledger_exactly_once(
             assert first["duplicate"] is False
             await kill_9(reader)
             reader = await start_sidecar(remote, reader_settings(claude), args=READER_ARGS)
-            await pending(reader, 1)
+            # killed before its source checkpoint was saved, the reader reads the line again
+            # into its buffer: one or two copies wait, of one event
+            await pending(reader, 1, or_more=True)
             again = await deliver(reader, ui)
-            assert [(a["event_id"], a["duplicate"]) for a in again] == [(first["event_id"], True)]
+            assert {(a["event_id"], a["duplicate"]) for a in again} == {(first["event_id"], True)}
             await pending(reader, 0)
 
             # only the UI side pushes, and the remote day is in its record exactly once
