@@ -1,28 +1,46 @@
 // Wiring: one log channel, the token store, the status bar, the sidecar controller, the report,
-// the commands; returns the API other extensions use: `{ recordUsage(event) }`.
+// the commands; returns the API other extensions use: `{ recordUsage(event) }`. The same bundle
+// is DX Telemetry Remote Reader under another id (reader.ts); placement.ts says what each does.
 
 import { execFile } from 'child_process';
-import * as os from 'os';
 import * as vscode from 'vscode';
-import { Trace } from 'vscode-languageclient/node';
 import { SidecarController } from './client';
 import { registerCommands } from './commands';
 import { registerConnectCommands } from './connect';
-import { createLanguageConnection } from './languageClient';
+import { findEditorPython } from './editorPython';
+import { createLanguageConnection, traceLevelOf } from './languageClient';
 import { Launch, LaunchProblem, sidecarLaunch } from './launch';
-import { Logger, Redactor, channelLogger, redactingChannel } from './log';
-import { managedFiles, managedInterpreter } from './managed';
-import { PATH_CANDIDATES, findPython, interpreterFromPythonExtension, probePython } from './python';
+import { Redactor, channelLogger, redactingChannel } from './log';
+import { MAIN_ID, PlacementFacts, READER_ID, place, remoteLine } from './placement';
+import { ReaderHandle, activateReader } from './reader';
+import { registerRemoteBridge } from './remoteBridge';
 import { ReportPanel } from './report';
 import { REPORT_DAYS } from './reportView';
 import { TokenStore } from './secrets';
-import { classifyChange, contributedKeys, expandPath, interpreterSetting, sectionSnapshot, workspaceOverrides } from './settings';
+import { classifyChange, contributedKeys, sectionSnapshot, workspaceOverrides } from './settings';
 import { StatusBar, tokenRejected } from './status';
 import { DxReport, DxStatus, DxTelemetryApi } from './types';
 
 let controller: SidecarController | undefined;
+let reader: ReaderHandle | undefined;
 
-export function activate(context: vscode.ExtensionContext): DxTelemetryApi {
+/** Where this extension runs, as VS Code placed it. */
+function placementFacts(context: vscode.ExtensionContext, role: PlacementFacts['role']): PlacementFacts {
+  return {
+    role,
+    remoteName: vscode.env.remoteName,
+    runsOn: context.extension.extensionKind === vscode.ExtensionKind.UI ? 'ui' : 'workspace',
+    web: vscode.env.uiKind === vscode.UIKind.Web,
+    // the stable API sees only this extension host's extensions (not the UI side's)
+    mainHere: vscode.extensions.getExtension(MAIN_ID) !== undefined,
+  };
+}
+
+export function activate(context: vscode.ExtensionContext): DxTelemetryApi | undefined {
+  if (context.extension.id.toLowerCase() === READER_ID) {
+    reader = activateReader(context, placementFacts(context, 'reader'));
+    return undefined;
+  }
   const activatedAt = Date.now();
   const redactor = new Redactor();
   const rawChannel = vscode.window.createOutputChannel('DX Telemetry', { log: true });
@@ -47,23 +65,10 @@ export function activate(context: vscode.ExtensionContext): DxTelemetryApi {
   let tokenRejectionShown = false;
 
   const resolveLaunch = async (): Promise<Launch | LaunchProblem> => {
-    const python = await findPython({
-      managed: managedPython(log),
-      setting: interpreterSetting(inspect),
-      // the Python extension's pick can be a workspace's own interpreter (its .venv, or a
-      // workspace python.defaultInterpreterPath): never run that in a workspace not trusted
-      pythonExtension: () =>
-        vscode.workspace.isTrusted ? interpreterFromPythonExtension((id) => vscode.extensions.getExtension(id)) : Promise.resolve(undefined),
-      pathCandidates: PATH_CANDIDATES,
-      probe: probePython,
-      log,
-    });
-    if (!python.found) {
-      for (const line of python.tried) {
-        log.info(`  tried ${line}`);
-      }
-      launchProblem = python.message;
-      return { problem: python.message, advice: python.advice };
+    const python = await findEditorPython(inspect, log);
+    if ('problem' in python) {
+      launchProblem = python.problem;
+      return python;
     }
     const token = await tokens.effective();
     redactor.setSecret(token.token);
@@ -73,17 +78,6 @@ export function activate(context: vscode.ExtensionContext): DxTelemetryApi {
     launchProblem = undefined;
     lastLaunch = sidecarLaunch(python, context.extensionPath, process.env, token.token);
     return lastLaunch;
-  };
-
-  const traceLevel = (): Trace => {
-    switch (rawChannel.logLevel) {
-      case vscode.LogLevel.Trace:
-        return Trace.Verbose;
-      case vscode.LogLevel.Debug:
-        return Trace.Messages;
-      default:
-        return Trace.Off;
-    }
   };
 
   const report = new ReportPanel({
@@ -113,7 +107,7 @@ export function activate(context: vscode.ExtensionContext): DxTelemetryApi {
         log,
         settings: () => sectionSnapshot(inspect, settingKeys),
         onDidChangeConfiguration: vscode.workspace.onDidChangeConfiguration,
-        traceLevel,
+        traceLevel: () => traceLevelOf(rawChannel),
       }),
     log,
     onStatus,
@@ -140,9 +134,15 @@ export function activate(context: vscode.ExtensionContext): DxTelemetryApi {
 
   registerCommands(context, { controller: sidecar, tokens, report, channel, lastStatus: () => statusBar.lastStatus });
   registerConnectCommands(context, log);
+  registerRemoteBridge(context, sidecar, (remote) => statusBar.setNote('remote', remoteLine(remote)));
 
+  const placement = place(placementFacts(context, 'main'));
+  statusBar.setNote('placement', placement.note);
   log.info(`DX Telemetry ${String(context.extension.packageJSON.version)} activated on VS Code ${vscode.version}`);
   noteIgnored();
+  if (placement.note) {
+    log.info(placement.note);
+  }
   void sidecar.start().then(() => log.debug(`start() returned ${Date.now() - activatedAt} ms after activation`));
 
   return { recordUsage: (event) => sidecar.recordUsage(event) };
@@ -150,23 +150,9 @@ export function activate(context: vscode.ExtensionContext): DxTelemetryApi {
 
 export async function deactivate(): Promise<void> {
   const c = controller;
-  controller = undefined;
-  if (c) {
-    await c.stop();
-  }
-}
-
-/** The managed configuration's interpreter (read at each start), its problems logged. */
-function managedPython(log: Logger): string | undefined {
-  const managed = managedInterpreter(managedFiles(process.platform, process.env));
-  for (const problem of managed.problems) {
-    log.warn(`managed configuration: ${problem}`);
-  }
-  if (!managed.path) {
-    return undefined;
-  }
-  log.info(`managed configuration: the sidecar's Python is ${managed.path} (python.interpreter in ${managed.from ?? '?'})`);
-  return expandPath(managed.path, process.env, os.homedir());
+  const r = reader;
+  controller = reader = undefined;
+  await Promise.all([c?.stop(), r?.stop()]);
 }
 
 /** `python -m dx_lsp_telemetry report --days 14 --json`, with the sidecar's interpreter and environment. */

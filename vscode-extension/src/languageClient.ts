@@ -11,7 +11,7 @@
 // (a key anyone's settings may hold) at every configuration change, so it is set again after.
 
 import { ChildProcess, spawn } from 'child_process';
-import type * as vscode from 'vscode';
+import * as vscode from 'vscode';
 import {
   CloseAction,
   DidChangeConfigurationNotification,
@@ -196,4 +196,16 @@ function ensureExited(proc: ChildProcess, ms: number): Promise<void> {
       resolve();
     });
   });
+}
+
+/** LSP message traces follow the channel's log level: bodies only at Trace (they may hold events). */
+export function traceLevelOf(channel: vscode.LogOutputChannel): Trace {
+  switch (channel.logLevel) {
+    case vscode.LogLevel.Trace:
+      return Trace.Verbose;
+    case vscode.LogLevel.Debug:
+      return Trace.Messages;
+    default:
+      return Trace.Off;
+  }
 }

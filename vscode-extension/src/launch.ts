@@ -55,11 +55,12 @@ export function sidecarLaunch(
   extensionPath: string,
   base: NodeJS.ProcessEnv,
   token: string | undefined,
+  verb: string[] = [],
 ): Launch {
   const libs = bundledLibs(extensionPath);
   return {
     command: python.command,
-    args: [...python.args, '-m', SIDECAR_MODULE],
+    args: [...python.args, '-m', SIDECAR_MODULE, ...verb],
     env: sidecarEnv(base, libs, token),
     cwd: libs,
     description: python.description,

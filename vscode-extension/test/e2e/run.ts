@@ -21,14 +21,19 @@
 //   4. no usable Python: the interpreter setting names a file that does not exist, the PATH's
 //      python3 is a stub like macOS's before the Command Line Tools and its python a 3.8; the
 //      status bar and the log say what to install and how to point the extension at a Python.
+//   5. DX Telemetry Remote Reader without DX Telemetry in its extension host (as on a remote host
+//      whose DX Telemetry runs on the UI side), a fixture answering its private commands as DX
+//      Telemetry does: the reader sidecar (`serve --reader`, no token) reads a Claude Code
+//      transcript in the fake HOME and each event arrives once, a line appended later too.
+//      Phase 1 also installs the reader beside DX Telemetry: there it must stay idle.
 //
 // It waits on conditions with deadlines (no fixed sleeps; only the memory measurement spaces its
 // samples) and cleans up every process it started.
 //
-// Environment (set by `make ext-e2e`): CODE_SERVER, NODE24_BIN, DX_CLI, VSIX.
+// Environment (set by `make ext-e2e`): CODE_SERVER, NODE24_BIN, DX_CLI, VSIX, READER_VSIX.
 // Optional: CHROMIUM (default /usr/bin/chromium), E2E_PYTHON (the Python the bare interpreter is
 // made from, default python3; e.g. a 3.9 for the oldest supported), E2E_KEEP=1 (keep the scratch folder),
-// E2E_ONLY=1, 2, 3, 4 or 0 (one phase, or none), E2E_MEASURE=<rounds> (also measure the extension
+// E2E_ONLY=1, 2, 3, 4, 5 or 0 (one phase, or none), E2E_MEASURE=<rounds> (also measure the extension
 // host's memory with and without the extension: <rounds> code-server runs of each, alternated;
 // E2E_MEASURE_AGE_MS is the window age at which the samples are taken, default 20000).
 
@@ -190,6 +195,8 @@ function ourProcesses(marker: string): Proc[] {
 
 /** The LSP sidecar: `<python> -m dx_lsp_telemetry` with no verb (the report's `... report --json` is not one). */
 const isSidecar = (p: Proc) => p.argv.length >= 3 && p.argv[p.argv.length - 2] === '-m' && p.argv[p.argv.length - 1] === 'dx_lsp_telemetry';
+/** The Remote Reader's sidecar: `<python> -m dx_lsp_telemetry serve --reader`. */
+const isReaderSidecar = (p: Proc) => p.argv.slice(-4).join(' ') === '-m dx_lsp_telemetry serve --reader';
 const isExtensionHost = (p: Proc) => p.argv.some((a) => a.includes('--type=extensionHost'));
 
 // -- where a secret could leak on disk -----------------------------------------------------------
@@ -442,6 +449,7 @@ interface Ctx {
   nodeBin: string;
   dxCli: string;
   vsix: string;
+  readerVsix: string;
   chromiumPath: string;
   extensionRoot: string;
   /** This run's scratch folder: one subfolder per phase, and the bare Python. */
@@ -647,15 +655,16 @@ async function checkCleanStop(s: Scratch, server: Server, when = ''): Promise<vo
   check(`no sidecar (or any other process of this phase) is left behind${when}`, leftovers.length === 0, leftovers.map((p) => `${p.pid} ${p.argv.join(' ')}`).join('; '));
 }
 
-async function packageReporter(s: Scratch, extensionRoot: string): Promise<string> {
-  const src = path.join(extensionRoot, 'test', 'e2e', 'reporter');
-  const dir = path.join(s.root, 'reporter-src');
+/** A test fixture extension under test/e2e/<name>, packaged into the phase folder. */
+async function packageFixture(s: Scratch, extensionRoot: string, name: string): Promise<string> {
+  const src = path.join(extensionRoot, 'test', 'e2e', name);
+  const dir = path.join(s.root, `${name}-src`);
   fs.cpSync(src, dir, { recursive: true });
-  const out = path.join(s.root, 'dx-e2e-reporter.vsix');
+  const out = path.join(s.root, `dx-e2e-${name}.vsix`);
   const vsce = path.join(extensionRoot, 'node_modules', '.bin', 'vsce');
   const r = await run(vsce, ['package', '--no-dependencies', '--allow-missing-repository', '--skip-license', '-o', out], { cwd: dir, env: { ...process.env, ...s.env, PATH: process.env.PATH } });
   if (r.code !== 0) {
-    throw new Error(`packaging the reporter extension failed: ${r.stderr}${r.stdout}`);
+    throw new Error(`packaging the ${name} fixture failed: ${r.stderr}${r.stdout}`);
   }
   return out;
 }
@@ -831,9 +840,11 @@ async function phaseEnvironmentToken(ctx: Ctx): Promise<void> {
     const seedDate = await seedDataFolder(ctx, s);
     fs.rmSync(path.join(s.dxHome, 'settings.json'), { force: true }); // only a sidecar writes it from here on
 
-    // Install the built .vsix and the reporter extension into the hermetic extensions dir.
+    // Install the built .vsix, the Remote Reader (beside DX Telemetry: it must stay idle) and
+    // the reporter extension into the hermetic extensions dir.
     await installExtension(s, ctx.codeServer, ctx.vsix);
-    await installExtension(s, ctx.codeServer, await packageReporter(s, ctx.extensionRoot));
+    await installExtension(s, ctx.codeServer, ctx.readerVsix);
+    await installExtension(s, ctx.codeServer, await packageFixture(s, ctx.extensionRoot, 'reporter'));
     const userSettings = {
       'dxTelemetry.email': EMAIL,
       'dxTelemetry.tool': 'e2e-tool',
@@ -979,7 +990,19 @@ async function phaseEnvironmentToken(ctx: Ctx): Promise<void> {
       console.log(`  measure: extension log: ${runningLine.trim()}`);
     }
 
-    // 9. Stopping code-server leaves no sidecar behind.
+    // 9. Where it runs: code-server's browser workbench has no Node extension host of its own,
+    //    so DX Telemetry (extensionKind ["ui", "workspace"]) runs on the server and says so; the
+    //    Remote Reader beside it stays idle: it starts no sidecar.
+    const remoteName = `127.0.0.1:${server.port}`;
+    const placed = await waitFor('the placement lines in the logs', 30_000, () => {
+      const text = extensionLog(s.userData);
+      return text.includes('Remote Reader') && text.includes('runs on its server') ? text : false;
+    }).catch(() => extensionLog(s.userData));
+    check(`DX Telemetry logs that it runs on the server of this browser window (${remoteName}) and pushes from there`, placed.includes(`runs on its server (${remoteName}) and pushes from there`));
+    check('the Remote Reader, beside DX Telemetry in one extension host, stays idle', placed.includes(`DX Telemetry runs on ${remoteName} itself`));
+    check('and starts no reader sidecar', !ourProcesses(s.root).some(isReaderSidecar));
+
+    // 10. Stopping code-server leaves no sidecar behind.
     await wb.close();
     wb = undefined;
     await checkCleanStop(s, server);
@@ -1389,6 +1412,102 @@ async function phaseNoPython(ctx: Ctx): Promise<void> {
   }
 }
 
+// -- phase 5: DX Telemetry Remote Reader -----------------------------------------------------------
+
+interface UiSideRecord {
+  kind: 'ready' | 'event' | 'report';
+  duplicate?: boolean;
+  event?: { event_id: string; tool: string; input_tokens: number; output_tokens: number };
+  report?: { remoteName: string; state: string; pending: number; delivered: number };
+  remoteName?: string;
+}
+
+function uiSideRecords(file: string): UiSideRecord[] {
+  if (!fs.existsSync(file)) {
+    return [];
+  }
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as UiSideRecord);
+}
+
+function claudeLine(id: string, timestamp: string, input: number, output: number): string {
+  const line = {
+    parentUuid: null,
+    isSidechain: false,
+    sessionId: '0b7c6a5e-4d3c-4b2a-9f8e-7d6c5b4a3f2e',
+    version: '2.0.14',
+    type: 'assistant',
+    timestamp,
+    requestId: `req_${id}`,
+    message: { id: `msg_${id}`, type: 'message', role: 'assistant', model: 'claude-sonnet-4-20250514', content: [{ type: 'text', text: 'a prompt answer' }], usage: { input_tokens: input, output_tokens: output } },
+  };
+  return `${JSON.stringify(line)}\n`;
+}
+
+async function phaseRemoteReader(ctx: Ctx): Promise<void> {
+  // The remote host: a fake HOME with a Claude Code transcript, the Remote Reader installed and
+  // DX Telemetry not (it runs on the developer's machine, in another extension host), the
+  // fixture answering the reader's private commands in its place. A token in code-server's
+  // environment that the reader must not pass on.
+  const s = makeScratch(ctx.top, 'rdr', ctx.nodeBin);
+  const uiFile = path.join(s.root, 'ui-side.jsonl');
+  const transcript = path.join(s.home, '.claude', 'projects', '-srv-work-proj', 'session.jsonl');
+  fs.mkdirSync(path.dirname(transcript), { recursive: true });
+  const earlier = new Date(Date.now() - 3_600_000).toISOString();
+  fs.writeFileSync(transcript, claudeLine('r1', earlier, 300, 20) + claudeLine('r2', earlier, 50, 5));
+  let server: Server | undefined;
+  let wb: Workbench | undefined;
+  try {
+    await installExtension(s, ctx.codeServer, ctx.readerVsix);
+    await installExtension(s, ctx.codeServer, await packageFixture(s, ctx.extensionRoot, 'ui-side'));
+    writeUserSettings(s, { 'dxTelemetry.sources.claudeCode.enabled': true, 'dxE2e.uiSideFile': uiFile });
+    writeMachineSettings(s, { 'dxTelemetry.python.interpreter': ctx.barePython });
+    server = await startCodeServer(s, ctx.codeServer, { [TOKEN_ENV]: TOKEN });
+    wb = await openWorkbench(s, server.port, ctx.chromiumPath);
+
+    const reader = await waitFor('the reader sidecar', 90_000, () => ourProcesses(s.root).find(isReaderSidecar));
+    check('the Remote Reader started its sidecar as `python -m dx_lsp_telemetry serve --reader` on the bare interpreter', reader.argv[0] === ctx.barePython, reader.argv.join(' '));
+    check('without the token (a reader never pushes), though the editor has one', !(TOKEN_ENV in reader.env) && !ourProcesses(s.root).some((p) => (isSidecar(p) || isReaderSidecar(p)) && p.env[TOKEN_ENV]));
+    const events = () => uiSideRecords(uiFile).filter((r) => r.kind === 'event');
+    const firstTwo = await waitFor('both transcript events on the UI side', 60_000, () => (events().length >= 2 ? events() : false));
+    check(
+      'each transcript event arrived once, as a recordUsage event with its tool, counts and an event id',
+      firstTwo.length === 2 &&
+        firstTwo.every((r) => r.duplicate === false && r.event?.tool === 'claude-code' && /^claude-code:[0-9a-f]{32}$/.test(r.event.event_id)) &&
+        JSON.stringify(firstTwo.map((r) => [r.event?.input_tokens, r.event?.output_tokens])) === JSON.stringify([[300, 20], [50, 5]]),
+      JSON.stringify(firstTwo),
+    );
+    check('no prompt text was forwarded', !fs.readFileSync(uiFile, 'utf8').includes('a prompt answer'));
+
+    fs.appendFileSync(transcript, claudeLine('r3', new Date().toISOString(), 7, 1));
+    const three = await waitFor('the appended line on the UI side', 90_000, () => (events().length >= 3 ? events() : false));
+    const report = await waitFor('a report of 3 forwarded, none waiting', 30_000, () =>
+      uiSideRecords(uiFile)
+        .filter((r) => r.kind === 'report')
+        .map((r) => r.report)
+        .find((r) => r && r.delivered === 3 && r.pending === 0),
+    ).catch(() => undefined);
+    check('the line appended later arrived, and only it', three.length === 3 && three[2].event?.input_tokens === 7 && new Set(three.map((r) => r.event?.event_id)).size === 3, JSON.stringify(three));
+    check(`the reader reported to the UI side: 3 forwarded, 0 waiting, from ${report?.remoteName ?? '?'}`, report?.state === 'forwarding' && report.remoteName === `127.0.0.1:${server.port}`, JSON.stringify(report));
+    check("the reader's buffer is its own, beside the host's data folder", fs.readdirSync(path.join(s.dxHome, 'remote-reader', 'ledger')).some((f) => f.endsWith('.jsonl')) && !fs.existsSync(path.join(s.dxHome, 'ledger')));
+    check('it never pushed (no journal anywhere)', !fs.existsSync(path.join(s.dxHome, 'remote-reader', 'journal.jsonl')) && !fs.existsSync(path.join(s.dxHome, 'journal.jsonl')));
+
+    await wb.close();
+    wb = undefined;
+    await checkCleanStop(s, server);
+    server = undefined;
+    check('nothing arrived twice', events().length === 3 && events().every((r) => r.duplicate === false));
+  } catch (error) {
+    dumpLogs(s, server);
+    throw error;
+  } finally {
+    await shutdown(s, server, wb);
+  }
+}
+
 // -- measurement only (E2E_MEASURE): the extension host's memory with and without the extension ----
 
 interface MemorySample {
@@ -1521,6 +1640,7 @@ async function main(): Promise<void> {
       nodeBin,
       dxCli: env('DX_CLI'),
       vsix: env('VSIX'),
+      readerVsix: env('READER_VSIX'),
       chromiumPath: env('CHROMIUM', '/usr/bin/chromium'),
       extensionRoot: path.resolve(__dirname, '..', '..', '..'),
       top,
@@ -1541,6 +1661,9 @@ async function main(): Promise<void> {
     }
     if (!only || only === '4') {
       await phase('phase 4: no usable Python: the status bar and the log say what to install', () => phaseNoPython(ctx));
+    }
+    if (!only || only === '5') {
+      await phase('phase 5: DX Telemetry Remote Reader forwards a Claude Code transcript, each event once', () => phaseRemoteReader(ctx));
     }
     const rounds = Number(process.env.E2E_MEASURE ?? 0);
     if (rounds > 0) {

@@ -175,6 +175,12 @@ describe('the sidecar launch', () => {
     assert.strictEqual(launch.cwd, bundledLibs('/ext'));
     assert.ok(!JSON.stringify([launch.command, launch.args]).includes('secret-token'));
   });
+
+  it("starts the Remote Reader's sidecar as `serve --reader`, without the token", () => {
+    const launch = sidecarLaunch({ command: 'python3', args: [], description: 'x' }, '/ext', { PATH: '/bin', [TOKEN_ENV]: 'inherited' }, undefined, ['serve', '--reader']);
+    assert.deepStrictEqual(launch.args, ['-m', 'dx_lsp_telemetry', 'serve', '--reader']);
+    assert.ok(!(TOKEN_ENV in launch.env), 'a reader never pushes: no token, not even an inherited one');
+  });
 });
 
 describe('package.json contributions', () => {
@@ -183,6 +189,7 @@ describe('package.json contributions', () => {
     email: '',
     tool: '',
     instanceUrl: '',
+    machineSuffix: '',
     dayBoundary: 'utc',
     'flush.enabled': true,
     'flush.delaySeconds': 600,
@@ -230,8 +237,9 @@ describe('package.json contributions', () => {
     }
   });
 
-  it('scopes every setting application or machine, so no workspace changes one: machine for what names this host\'s paths and port', () => {
-    const machine = (key: string) => key === 'dxTelemetry.python.interpreter' || key === 'dxTelemetry.otlp.port' || /^dxTelemetry\.sources\.\w+\.path$/.test(key);
+  it('scopes every setting application or machine, so no workspace changes one: machine for what names this host\'s paths, port and name', () => {
+    const machine = (key: string) =>
+      key === 'dxTelemetry.python.interpreter' || key === 'dxTelemetry.otlp.port' || key === 'dxTelemetry.machineSuffix' || /^dxTelemetry\.sources\.\w+\.path$/.test(key);
     for (const [key, p] of Object.entries(props)) {
       assert.strictEqual(p.scope, machine(key) ? 'machine' : 'application', key);
       assert.match(p.markdownDescription ?? '', machine(key) ? /Machine scope/ : /Application scope/, `${key} says its scope`);
