@@ -60,6 +60,7 @@ def _token(usage: dict[str, Any], key: str) -> int | None:
 class ClaudeCode(Source):
     name: ClassVar[str] = "claudeCode"
     label: ClassVar[str] = "claude-code"
+    watch_subdirs: ClassVar[tuple[str, ...]] = ("projects",)
     #: the session caches only spare re-reading main transcripts: a file's records are the same
     parallel_reads: ClassVar[bool] = True
 
@@ -86,9 +87,6 @@ class ClaudeCode(Source):
             if path not in homes:
                 homes.append(path)
         return homes
-
-    def watch_dirs(self, homes: Iterable[Path]) -> list[Path]:
-        return [h / "projects" for h in homes if (h / "projects").is_dir()]
 
     def legacy_ids(self, ledger_dir: Path) -> HeldIds | None:
         try:
