@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dx_lsp_telemetry.otlp.ids import claude_request
 from dx_lsp_telemetry.sources.claude_code import ClaudeCode
 from dx_lsp_telemetry.sources.codex import Codex
 from dx_lsp_telemetry.sources.qwen_code import QwenCode
+from tests.otlp_harness import ledger_usage
 from tests.real.captured import copy_files, model_calls
 from tests.real.known_usage import summed
 from tests.source_logs import ingestor, ledger_total
@@ -46,6 +48,26 @@ def test_claude_code_over_a_gateway_counts_the_cache_writes_the_api_reported(
     assert (day.events, day.tokens) == (2, expected)
     ingestor(data, ClaudeCode(), logs, settings=KEEP).scan()  # a second read adds nothing
     assert ledger_total(data, "claude-code").tokens == expected
+
+
+def test_claude_code_with_a_subagent_counts_each_request_once_under_otlp_s_id(
+    tmp_path: Path,
+) -> None:
+    """The real Claude Code running a subagent: its request is in
+    `<session>/subagents/agent-*.jsonl` (`isSidechain`, its own `requestId`), the parent's
+    before and after it in the session's transcript; each counts once, under the id the OTLP
+    receiver gives the request's `request_id`."""
+    logs = copy_files("claude-code-subagent", "home/.claude", tmp_path / "claude")
+    (agent,) = logs.glob("projects/*/*/subagents/agent-*.jsonl")
+    calls = model_calls("claude-code-subagent")
+    assert calls[1].ids["request_id"] in agent.read_text()
+    data = tmp_path / "data"
+    for _ in range(2):  # a second read adds nothing
+        ingestor(data, ClaudeCode(), logs, settings=KEEP).scan()
+        day = ledger_total(data, "claude-code")
+        assert (day.events, day.tokens) == (4, bucket_totals("claude-code-subagent"))
+    stored = {line["event_id"] for line in ledger_usage(data)}
+    assert stored == {claude_request(c.ids["request_id"]) for c in calls}
 
 
 def test_codex_rollout_counts_what_the_api_reported(tmp_path: Path) -> None:
