@@ -3,13 +3,14 @@
 
 import { execFile } from 'child_process';
 import * as os from 'os';
+import * as path from 'path';
 import * as vscode from 'vscode';
 import { Trace } from 'vscode-languageclient/node';
 import { SidecarController } from './client';
 import { registerCommands } from './commands';
 import { registerConnectCommands } from './connect';
 import { createLanguageConnection } from './languageClient';
-import { Launch, LaunchProblem, sidecarLaunch } from './launch';
+import { Launch, LaunchProblem, bundledLibs, sidecarLaunch } from './launch';
 import { Logger, Redactor, channelLogger, redactingChannel } from './log';
 import { managedFiles, managedInterpreter } from './managed';
 import { PATH_CANDIDATES, findPython, interpreterFromPythonExtension, probePython } from './python';
@@ -18,6 +19,7 @@ import { REPORT_DAYS } from './reportView';
 import { TokenStore } from './secrets';
 import { classifyChange, expandPath, interpreterSetting, sectionSnapshot } from './settings';
 import { StatusBar, tokenRejected } from './status';
+import { TerminalCli } from './terminalCli';
 import { DxReport, DxStatus, DxTelemetryApi } from './types';
 
 let controller: SidecarController | undefined;
@@ -35,6 +37,13 @@ export function activate(context: vscode.ExtensionContext): DxTelemetryApi {
   context.subscriptions.push(statusBar);
   let lastLaunch: Launch | undefined;
   let tokenRejectionShown = false;
+  const terminalCli = new TerminalCli({
+    collection: context.environmentVariableCollection,
+    binDir: path.join(context.globalStorageUri.fsPath, 'bin'),
+    libs: bundledLibs(context.extensionPath),
+    extensionVersion: String(context.extension.packageJSON.version),
+    log,
+  });
 
   const resolveLaunch = async (): Promise<Launch | LaunchProblem> => {
     const python = await findPython({
@@ -45,6 +54,7 @@ export function activate(context: vscode.ExtensionContext): DxTelemetryApi {
       probe: probePython,
       log,
     });
+    terminalCli.update(python, process.env); // before the token: the terminals never get it
     if (!python.found) {
       for (const line of python.tried) {
         log.info(`  tried ${line}`);
@@ -118,7 +128,7 @@ export function activate(context: vscode.ExtensionContext): DxTelemetryApi {
     }),
   );
 
-  registerCommands(context, { controller: sidecar, tokens, report, channel, lastStatus: () => statusBar.lastStatus });
+  registerCommands(context, { controller: sidecar, tokens, report, channel, terminalCli, lastStatus: () => statusBar.lastStatus });
   registerConnectCommands(context, log);
 
   log.info(`DX Telemetry ${String(context.extension.packageJSON.version)} activated on VS Code ${vscode.version}`);
