@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(token, logging.INFO)  # the editor's output channel shows it
         from dx_lsp_telemetry.sidecar import serve
 
-        return serve(client_pid)
+        return serve(client_pid, reader=bool(getattr(args, "reader", False)))
     if verb == "demo":
         setup_logging(token, logging.WARNING)
         from dx_lsp_telemetry.demo import run_demo

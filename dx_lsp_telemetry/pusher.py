@@ -341,7 +341,7 @@ class Pusher:
         record = build_record(
             email=target.email,
             day=day,
-            tool=tool,
+            tool=settings.pushed_tool(tool),  # the journal keeps the ledger's name
             sums=sums,
             model_breakdowns=settings.model_breakdowns,
         )

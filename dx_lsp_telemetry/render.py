@@ -38,6 +38,14 @@ def status_text(status: dict[str, Any], where: str = "") -> str:
     )
     lines += [f"  ! {p}" for p in config["problems"]]
     lines += _managed_lines(config.get("managed") or {})
+    if config.get("machineSuffix"):
+        suffix = config["machineSuffix"]
+        lines.append(
+            f"records of this machine are pushed as <tool>@{suffix} (dxTelemetry.machineSuffix)"
+        )
+    forward = status.get("forward")
+    if forward is not None:
+        lines.append(_forward_line(forward))
     otlp = status.get("otlp")
     if otlp is not None and otlp["state"] != "off":
         where = f" on 127.0.0.1:{otlp['port']}" if otlp.get("port") else ""
@@ -71,6 +79,20 @@ def _managed_lines(managed: dict[str, Any]) -> list[str]:
         value = json.dumps(entry["value"], ensure_ascii=False)
         lines.append(f"  {key} = {value}  from {entry['from']}{note}")
     return lines
+
+
+def _forward_line(forward: dict[str, Any]) -> str:
+    """A reader's forwarding to DX Telemetry on the developer's own machine."""
+    state = forward["state"]
+    if state == "standby":
+        return "remote reader: standing by (this host's own DX Telemetry pushes its usage)"
+    if state == "follower":
+        return "remote reader: another window's reader forwards this host's usage"
+    text = f"remote reader: {forward['delivered']} events forwarded to your own machine"
+    if forward.get("lastAt"):
+        text += f" (last at {forward['lastAt']})"
+    text += f", {forward['pending']} waiting"
+    return text
 
 
 def _day_line(day: dict[str, Any]) -> str:

@@ -36,14 +36,18 @@ class StatusInputs:
     managed: Mapping[str, Any] = field(default_factory=dict)
     #: how the front end showing the status names settings (the CLI: its own variables)
     namer: Namer = editor_name
+    #: a remote host's reader: no push, so no push problems and no push states
+    reader: bool = False
 
 
 def build_status(inputs: StatusInputs, index: LedgerIndex, journal: Journal) -> dict[str, Any]:
     settings = inputs.settings
     days = window_days(inputs.now, settings.day_boundary, settings.backfill_days)
     today = days[0]
+    if inputs.reader:
+        days = [today]
     problems = list(inputs.extra_problems)
-    if settings.enabled:
+    if settings.enabled and not inputs.reader:
         problems += blocking_problems(settings, inputs.token, inputs.namer)
     journal.load()
     entries: list[dict[str, Any]] = []
@@ -64,9 +68,11 @@ def build_status(inputs: StatusInputs, index: LedgerIndex, journal: Journal) -> 
     }
     config: dict[str, Any] = {
         "ok": not problems,
-        "destination": destination_of(settings),
+        "destination": "forward" if inputs.reader else destination_of(settings),
         "problems": problems,
     }
+    if settings.machine_suffix and not inputs.reader:
+        config["machineSuffix"] = settings.machine_suffix  # what DX's tool names end in
     if inputs.managed:  # only on a machine with a managed configuration
         config["managed"] = dict(inputs.managed)
     return {

@@ -1,7 +1,7 @@
 """One request, counted once, whichever channels see it: Claude Code's transcript and its OTLP
 events share the request id (the real tool's transcript and export of one session, in both
 orders); the cut-over from the old transcript keys counts nothing twice; for a tool with no
-shared key (Codex) its log source wins while it is on."""
+shared key (Codex, Qwen Code) its log source wins while it is on."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from tests.otlp_payloads import (
     logs_request,
 )
 from tests.otlp_real import exports, known, known_totals, shift_for, transcript
+from tests.real.captured import copy_files
 from tests.source_logs import claude_usage, codex_usage, ingestor, ledger_total, write_lines
 from tests.test_otlp_tools import today_tokens, totals
 from tests.test_source_claude import S1, S2, response
@@ -217,3 +218,29 @@ async def test_codex_its_log_source_wins_while_on_else_otlp_counts(
     else:
         assert today_tokens(status, "codex_exec") == expected
         assert today_tokens(status, "codex") is None
+
+
+@pytest.mark.parametrize("log_source_on", [True, False])
+async def test_qwen_code_its_log_source_wins_while_on_else_otlp_counts(
+    home: Path, tmp_path: Path, log_source_on: bool
+) -> None:
+    """One real Qwen Code 0.24.4 run's chat and OTLP export (tests/real/captures/qwen-code):
+    four calls (two answers, two background memory extractions), each counted once, by the log
+    source while it is on, else by the receiver."""
+    logs = copy_files("qwen-code", "home/.qwen", tmp_path / "qwen")
+    sources = {"qwenCode": {"enabled": log_source_on, "path": str(logs)}}
+    expected = (len(known("qwen-code")), *known_totals("qwen-code"))
+    # the chat keeps its capture's dates
+    async with receiver(home, sources=sources, retentionDays=3650) as (_, url):
+        if log_source_on:
+
+            async def read() -> bool:
+                return totals(home, "qwen-code") == expected
+
+            await until_async(read, what="the chat read")
+        for signal, request in exports("qwen-code"):
+            response_ = await post(url, signal, request)
+            assert (response_.status_code, answer(response_)) == (200, {})
+    assert totals(home, "qwen-code") == expected
+    channel = "qwen-code" if log_source_on else "otlp:qwen-code"
+    assert {line["source"] for line in ledger_usage(home)} == {channel}

@@ -423,3 +423,26 @@ async def test_a_sidecar_reads_an_enabled_opencode(home: Path, tmp_path: Path) -
         assert day["totals"]["input_tokens"] == 105 and day["totals"]["events"] == 2
     w.close()
     assert SECRET not in all_files_text(home)
+
+
+@pytest.mark.parametrize("zero_cost", [False, True], ids=["opencode", "kilo"])
+def test_a_forked_session_counts_only_its_own_steps(oc: Setup, zero_cost: bool) -> None:
+    """A fork writes the session's step-finish parts again, tokens and all, under new ids
+    (Kilo zeroes their cost): only the steps taken in the fork after it count."""
+    sid = oc.writer.session(at(DAY1))
+    oc.writer.user(sid, at(DAY1, 10, 1))
+    oc.writer.assistant(sid, at(DAY1, 10, 1), [step_tokens(100, 10), step_tokens(200, 20)])
+    assert oc.scan().records == 2
+    fork = oc.writer.fork(sid, at(DAY2), zero_cost=zero_cost)
+    oc.writer.user(fork, at(DAY2, 10, 5))
+    oc.writer.assistant(fork, at(DAY2, 10, 5), [step_tokens(300, 30)], costs=[0.5])
+    assert oc.scan().records == 1
+    assert oc.totals() == {
+        (DAY1, "opencode"): (2, 300, 30, 0, 0, 0.3),
+        (DAY2, "opencode"): (1, 300, 30, 0, 0, 50.0),
+    }
+    # read from the start (a lost checkpoint, another machine's copy): the same
+    assert oc.new_ingestor().scan().records == 0
+    data = DataPaths(oc.data.home.parent / "fresh")
+    fresh = Ingestor(data, OpenCode(), [oc.home], IngestOptions("opencode", estimate=False))
+    assert fresh.scan().records == 3

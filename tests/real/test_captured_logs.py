@@ -8,6 +8,7 @@ from pathlib import Path
 
 from dx_lsp_telemetry.sources.claude_code import ClaudeCode
 from dx_lsp_telemetry.sources.codex import Codex
+from dx_lsp_telemetry.sources.qwen_code import QwenCode
 from tests.real.captured import copy_files, model_calls
 from tests.real.known_usage import summed
 from tests.source_logs import ingestor, ledger_total
@@ -22,11 +23,13 @@ def bucket_totals(tool: str) -> tuple[int, int, int, int]:
     return (s["input_tokens"], s["output_tokens"], s["cache_write_tokens"], s["cache_read_tokens"])
 
 
-def test_the_captures_hold_two_model_calls_each_with_distinct_usage() -> None:
-    for tool in ("claude-code", "gemini-cli", "codex", "copilot-cli", "aider"):
+def test_the_captures_hold_two_prompts_model_calls_each_with_distinct_usage() -> None:
+    for tool in ("claude-code", "gemini-cli", "codex", "copilot-cli", "aider", "qwen-code"):
         calls = model_calls(tool)
-        assert [c.index for c in calls] == [0, 1], tool
-        assert calls[0].usage != calls[1].usage
+        # Qwen Code: each prompt's answer, then its background memory extractor's call
+        per_prompt = 2 if tool == "qwen-code" else 1
+        assert [c.index for c in calls] == list(range(2 * per_prompt)), tool
+        assert len({c.usage for c in calls}) == len(calls), tool
 
 
 def test_claude_code_over_a_gateway_counts_the_cache_writes_the_api_reported(
@@ -51,3 +54,18 @@ def test_codex_rollout_counts_what_the_api_reported(tmp_path: Path) -> None:
     ingestor(data, Codex(), logs, settings=KEEP).scan()
     day = ledger_total(data, "codex")
     assert (day.events, day.tokens) == (2, bucket_totals("codex"))
+
+
+def test_qwen_code_chat_counts_every_call_once_with_the_cache_out_of_input(
+    tmp_path: Path,
+) -> None:
+    """Qwen Code 0.24.4's prompt count includes the cache (1200 = 1000 + 200) and its output
+    count the reasoning, repeated as thoughts; the answers' `assistant` records repeat the
+    telemetry records' counts: four calls, each once."""
+    logs = copy_files("qwen-code", "home/.qwen", tmp_path / "qwen")
+    data = tmp_path / "data"
+    expected = bucket_totals("qwen-code")
+    assert expected == (4006, 206, 0, 806)
+    ingestor(data, QwenCode(), logs, settings=KEEP).scan()
+    day = ledger_total(data, "qwen-code")
+    assert (day.events, day.tokens) == (4, expected)

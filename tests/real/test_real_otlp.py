@@ -23,7 +23,7 @@ from tests.real.real_session import (
     tokens_of,
     until_today_is,
 )
-from tests.real.tools import ClaudeCode, Codex, CopilotCli, GeminiCli, Tool
+from tests.real.tools import ClaudeCode, Codex, CopilotCli, GeminiCli, QwenCode, Tool
 
 #: each tool that exports, its `service.name` (the DX tool name by default), and the branch
 #: its log source comes from until it is merged
@@ -32,6 +32,7 @@ TOOLS = [
     pytest.param(GeminiCli, "gemini-cli", "srcB", id="gemini-cli"),
     pytest.param(Codex, "codex_exec", "main", id="codex"),
     pytest.param(CopilotCli, "github-copilot", "srcA", id="copilot-cli"),
+    pytest.param(QwenCode, "qwen-code", "main", id="qwen-code"),
 ]
 PROMPTS = ("Say hello.", "Say goodbye.")
 EXPORT_TO_LEDGER = 2.0  # seconds from the tool's exit (its exporters flush as it exits)
@@ -48,6 +49,11 @@ async def receiver_up(run: RealRun) -> None:
     await until(lambda: listening(port), timeout=10, what=f"the receiver on port {port}")
 
 
+def calls(run: RealRun) -> int:
+    """The model calls (usage events) of the run's prompts."""
+    return len(PROMPTS) * run.tool.calls_per_prompt
+
+
 async def receiver_ignored(client: Sidecar, run: RealRun) -> None:
     """The tool's exports reached the receiver and were acknowledged, and nothing of them was
     recorded (its log source, on, is the one that counts)."""
@@ -57,7 +63,7 @@ async def receiver_ignored(client: Sidecar, run: RealRun) -> None:
     assert all(e.status == 200 for e in relay.exports), [e.status for e in relay.exports]
     today = today_sum(await client.status())
     nothing = dict.fromkeys(today, 0)
-    once = {**run.expected(), "events": len(PROMPTS)}
+    once = {**run.expected(), "events": calls(run)}
     assert today in (nothing, once), f"only the log source counts: {today}"
 
 
@@ -75,13 +81,13 @@ async def test_a_real_tool_s_otlp_lands_exactly_once_within_2_s_of_its_export(
                 status = await until_today_is(
                     client, run.expected(), EXPORT_TO_LEDGER, f"prompt {n}'s export in status"
                 )
-        assert len(run.api.calls) == len(PROMPTS)
+        assert len(run.api.calls) == calls(run)
         assert set(status["today"]["tools"]) == {service}, "the DX tool is the service's name"
-        assert today_sum(status) == {**run.expected(), "events": len(PROMPTS)}
+        assert today_sum(status) == {**run.expected(), "events": calls(run)}
         report = run.cli("report", "--json", "--days", "1")
         (day,) = [d for d in report["days"] if d["tool"] == service]
         assert tokens_of(day["totals"]) == run.expected()
-        assert day["totals"]["events"] == len(PROMPTS)
+        assert day["totals"]["events"] == calls(run)
 
 
 @pytest.mark.real_tools
@@ -105,7 +111,7 @@ async def test_a_real_tool_s_otlp_batches_sent_again_add_nothing(
                 )
                 assert status == 200
             after = await client.status()
-        assert today_sum(after) == {**run.expected(), "events": len(PROMPTS)}
+        assert today_sum(after) == {**run.expected(), "events": calls(run)}
 
 
 @pytest.mark.real_tools
@@ -126,7 +132,7 @@ async def test_a_real_tool_through_its_logs_and_otlp_at_once_counts_once(
             await receiver_up(run)
             for text in PROMPTS:
                 await run.prompt(text)
-            once = {**run.expected(), "events": len(PROMPTS)}
+            once = {**run.expected(), "events": calls(run)}
             if service == "claude-code":
                 await until_today_is(client, run.expected(), 10, "the exports in status")
             else:

@@ -98,9 +98,20 @@ export interface StatusView {
   warning: boolean;
 }
 
-export function statusView(phase: PhaseInfo, status: DxStatus | undefined): StatusView {
+/** The lines that say where records come from and go (tooltip, below the day). */
+export function whereNotes(status: DxStatus, notes: readonly string[]): string[] {
+  const lines = [...notes];
+  const suffix = status.config.machineSuffix;
+  if (suffix) {
+    lines.push(`Records of this machine are pushed as <tool>@${suffix} (dxTelemetry.machineSuffix).`);
+  }
+  return lines;
+}
+
+export function statusView(phase: PhaseInfo, status: DxStatus | undefined, notes: readonly string[] = []): StatusView {
   if (phase.phase === 'unavailable') {
-    return { text: '$(warning) DX', tooltip: `DX Telemetry is not running.\n\n${phase.detail ?? ''}`.trim(), warning: true };
+    const why = [phase.detail ?? '', ...(phase.advice ?? [])].join('\n');
+    return { text: '$(warning) DX', tooltip: `DX Telemetry is not running.\n\n${why}`.trim(), warning: true };
   }
   if (!status) {
     if (phase.phase === 'backoff') {
@@ -122,9 +133,13 @@ export function statusView(phase: PhaseInfo, status: DxStatus | undefined): Stat
   for (const [tool, t] of tools) {
     lines.push(`  ${tool}: ${totalTokens(t).toLocaleString('en-US')} tokens in ${t.events} event(s), ${formatCents(t.spend_cents)}`);
   }
-  const notes = retryNotes(status);
-  if (notes.length) {
-    lines.push('', ...notes);
+  const retries = retryNotes(status);
+  if (retries.length) {
+    lines.push('', ...retries);
+  }
+  const where = whereNotes(status, notes);
+  if (where.length) {
+    lines.push('', ...where);
   }
   const managed = managedLines(status);
   if (managed.length) {
@@ -141,6 +156,8 @@ export class StatusBar implements vscode.Disposable {
   private readonly item: vscode.StatusBarItem;
   private phase: PhaseInfo = { phase: 'starting' };
   private status: DxStatus | undefined;
+  /** Conditions worth a line in the tooltip (where this runs, a remote host's reader), by key. */
+  private readonly notes = new Map<string, string>();
 
   constructor() {
     this.item = vscode.window.createStatusBarItem(STATUS_ITEM_ID, vscode.StatusBarAlignment.Right, 100);
@@ -167,8 +184,17 @@ export class StatusBar implements vscode.Disposable {
     this.render();
   }
 
+  setNote(key: string, text: string | undefined): void {
+    if (text === undefined) {
+      this.notes.delete(key);
+    } else {
+      this.notes.set(key, text);
+    }
+    this.render();
+  }
+
   private render(): void {
-    const view = statusView(this.phase, this.status);
+    const view = statusView(this.phase, this.status, [...this.notes.values()]);
     this.item.text = view.text;
     this.item.tooltip = view.tooltip;
     this.item.backgroundColor = view.warning ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;

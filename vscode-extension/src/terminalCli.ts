@@ -10,12 +10,17 @@
 // which a launcher points at the old version's folder: it then says so instead of failing
 // obscurely. Several windows share the folder; the last one started writes its interpreter,
 // which any of them could use (any Python >= 3.9 runs the bundled package).
+//
+// In a remote window where this extension runs on the developer's machine (extensionKind "ui"),
+// the terminals run on the remote host: a launcher here would be a path that does not exist
+// there (and a Windows PATH separator would spoil a Linux PATH), so their PATH is left alone.
 
 import * as fs from 'fs';
 import * as path from 'path';
 import { CLI_NAME, LauncherFile, LauncherSpec, launcherFiles } from './cliLauncher';
 import type { Logger } from './log';
-import type { FoundPython, NoPython } from './python';
+import type { LaunchProblem } from './launch';
+import type { FoundPython } from './python';
 
 /** The parts of vscode.EnvironmentVariableCollection used here. */
 export interface PathCollection {
@@ -33,6 +38,8 @@ export interface TerminalCliOptions {
   libs: string;
   extensionVersion: string;
   log: Logger;
+  /** Why this extension host's launcher cannot serve the window's terminals (terminalsAway). */
+  away?: string;
   platform?: NodeJS.Platform;
   delimiter?: string;
 }
@@ -56,10 +63,14 @@ export class TerminalCli {
   }
 
   /** Follows the interpreter the sidecar is about to start with; never throws. */
-  update(python: FoundPython | NoPython, env: NodeJS.ProcessEnv): void {
+  update(python: FoundPython | LaunchProblem, env: NodeJS.ProcessEnv): void {
     try {
-      if (!python.found) {
-        this.withdraw(`no Python was found (${python.message})`);
+      if (this.options.away) {
+        this.withdraw(this.options.away);
+        return;
+      }
+      if ('problem' in python) {
+        this.withdraw(`no Python was found (${python.problem})`);
         return;
       }
       const spec = this.spec(python, env);
@@ -107,6 +118,17 @@ export class TerminalCli {
       extensionVersion: this.options.extensionVersion,
     };
   }
+}
+
+/** Undefined where terminals run beside this extension host; else why they do not. */
+export function terminalsAway(remoteName: string | undefined, runsOn: 'ui' | 'workspace'): string | undefined {
+  if (remoteName === undefined || runsOn === 'workspace') {
+    return undefined;
+  }
+  return (
+    `this window's terminals run on ${remoteName}, and DX Telemetry runs on this machine, where its ledger is. ` +
+    "Run 'DX Telemetry: Show Usage', or install the command line on this machine (README, \"The command line\")"
+  );
 }
 
 /**

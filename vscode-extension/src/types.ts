@@ -3,6 +3,9 @@
 export const RECORD_USAGE = 'dxTelemetry/recordUsage';
 export const STATUS = 'dxTelemetry/status';
 export const STATUS_CHANGED = 'dxTelemetry/statusChanged';
+/** A remote host's reader sidecar (`serve --reader`): the next batch, and how much of it arrived. */
+export const FORWARD_TAKE = 'dxTelemetry/forwardTake';
+export const FORWARD_DONE = 'dxTelemetry/forwardDone';
 export const FLUSH_NOW = 'dxTelemetry.flushNow';
 export const RESEND_DAY = 'dxTelemetry.resendDay';
 export const MARK_PUSHED = 'dxTelemetry.markPushed';
@@ -44,9 +47,19 @@ export interface DxStatus {
   version: string;
   dataDir: string;
   leader: boolean;
-  config: { ok: boolean; destination: 'dx' | 'outbox' | 'off'; problems: string[]; managed?: ManagedStatus };
+  config: {
+    ok: boolean;
+    /** `forward`: a remote host's reader, which hands its events to the UI side and never pushes. */
+    destination: 'dx' | 'outbox' | 'off' | 'forward';
+    problems: string[];
+    /** `dxTelemetry.machineSuffix`, when set: this machine pushes `<tool>@<suffix>`. */
+    machineSuffix?: string;
+    managed?: ManagedStatus;
+  };
   today: { date: string; tools: Record<string, Totals> };
   days: DayEntry[];
+  /** A reader's forwarding (only in a reader's status). */
+  forward?: { state: 'forwarding' | 'follower' | 'standby'; pending: number; delivered: number; lastAt?: string; problem?: string };
 }
 
 /** `report --json`: the last N days, newest first. */

@@ -89,6 +89,34 @@ describe('status bar text', () => {
     assert.match(crashed.tooltip, /restarting in 2 s/);
   });
 
+  it("names the machine suffix and where this runs, with no warning: conditions, not problems", () => {
+    const view = statusView(
+      { phase: 'running' },
+      status({ config: { ok: true, destination: 'dx', problems: [], machineSuffix: 'laptop' } }),
+      ['Remote window (ssh-remote): this machine keeps the one ledger and pushes.'],
+    );
+    assert.ok(!view.warning);
+    assert.strictEqual(view.text, 'DX 4,642');
+    assert.match(view.tooltip, /Records of this machine are pushed as <tool>@laptop \(dxTelemetry\.machineSuffix\)\./);
+    assert.match(view.tooltip, /^Remote window \(ssh-remote\): this machine keeps the one ledger/m);
+    assert.doesNotMatch(statusView({ phase: 'running' }, status()).tooltip, /machineSuffix|Remote window/);
+  });
+
+  it('keeps one tooltip line per note, replaced or removed by its key', () => {
+    recorded.reset();
+    const bar = new StatusBar();
+    const [item] = recorded.statusBarItems;
+    bar.setPhase({ phase: 'running' });
+    bar.setStatus(status());
+    bar.setNote('remote', 'Remote host wsl: 1 event(s) forwarded');
+    bar.setNote('remote', 'Remote host wsl: 2 event(s) forwarded');
+    assert.match(String(item.tooltip), /2 event\(s\) forwarded/);
+    assert.doesNotMatch(String(item.tooltip), /1 event\(s\) forwarded/);
+    bar.setNote('remote', undefined);
+    assert.doesNotMatch(String(item.tooltip), /Remote host/);
+    bar.dispose();
+  });
+
   it('applies the view to one status bar item whose id names dxTelemetry', () => {
     recorded.reset();
     const bar = new StatusBar();

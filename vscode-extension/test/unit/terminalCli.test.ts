@@ -8,8 +8,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { LauncherSpec, cmdLauncher, cmdQuoted, launcherFiles, shLauncher, shQuote } from '../../src/cliLauncher';
-import { FoundPython, NoPython, probePython } from '../../src/python';
-import { COLLECTION_DESCRIPTION, PathCollection, TerminalCli } from '../../src/terminalCli';
+import type { LaunchProblem } from '../../src/launch';
+import { FoundPython, probePython } from '../../src/python';
+import { COLLECTION_DESCRIPTION, PathCollection, TerminalCli, terminalsAway } from '../../src/terminalCli';
 import { recordingLogger } from './helpers';
 
 const TOKEN = 'dx-secret-token-0123456789';
@@ -170,10 +171,14 @@ describe('the terminal launcher, run by /bin/sh', function () {
 
   afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
 
-  function install(found: FoundPython | NoPython = python, env: NodeJS.ProcessEnv = {}): { cli: TerminalCli; collection: FakeCollection; log: ReturnType<typeof recordingLogger> } {
+  function install(
+    found: FoundPython | LaunchProblem = python,
+    env: NodeJS.ProcessEnv = {},
+    away?: string,
+  ): { cli: TerminalCli; collection: FakeCollection; log: ReturnType<typeof recordingLogger> } {
     const collection = new FakeCollection();
     const log = recordingLogger();
-    const cli = new TerminalCli({ collection, binDir, libs, extensionVersion: '0.1.0', log, platform: 'linux', delimiter: ':' });
+    const cli = new TerminalCli({ collection, binDir, libs, extensionVersion: '0.1.0', log, away, platform: 'linux', delimiter: ':' });
     cli.update(found, env);
     return { cli, collection, log };
   }
@@ -258,7 +263,7 @@ describe('the terminal launcher, run by /bin/sh', function () {
   it('takes the folder off the PATH when no Python is found, or the launcher cannot be written', async () => {
     const { cli, collection } = install();
     assert.ok(collection.vars.has('PATH'));
-    const none: NoPython = { found: false, message: 'No Python >= 3.9 found.', tried: [] };
+    const none: LaunchProblem = { problem: 'No Python >= 3.9 found.', advice: ['install one'] };
     const log = recordingLogger();
     const fresh = new TerminalCli({ collection, binDir, libs, extensionVersion: '0.1.0', log, platform: 'linux', delimiter: ':' });
     fresh.update(none, {});
@@ -272,6 +277,18 @@ describe('the terminal launcher, run by /bin/sh', function () {
     const blocked = install();
     assert.strictEqual(blocked.collection.vars.size, 0);
     assert.match((await blocked.cli.problemNow()) ?? '', /^its launcher could not be written: /);
+  });
+
+  it("leaves the PATH alone where the window's terminals run on another host than this extension", async () => {
+    assert.strictEqual(terminalsAway(undefined, 'ui'), undefined, 'a local window');
+    assert.strictEqual(terminalsAway('ssh-remote+box', 'workspace'), undefined, 'running on the remote host, beside its terminals');
+    const away = terminalsAway('ssh-remote+box', 'ui');
+    assert.match(away ?? '', /^this window's terminals run on ssh-remote\+box, and DX Telemetry runs on this machine/);
+    const { cli, collection, log } = install(python, {}, away);
+    assert.strictEqual(collection.vars.size, 0);
+    assert.ok(!fs.existsSync(binDir), 'no launcher written');
+    assert.strictEqual(await cli.problemNow(), away);
+    assert.ok(log.lines.some((l) => l.startsWith("warn terminals: no dx-lsp-telemetry on their PATH: this window's terminals run on ssh-remote+box")));
   });
 
   it('answers the command only once the first interpreter search is done', async () => {
