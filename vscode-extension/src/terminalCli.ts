@@ -53,7 +53,7 @@ export class TerminalCli {
   private readonly platform: NodeJS.Platform;
   private readonly delimiter: string;
   private problem: CliProblem = 'it is being set up (the extension is looking for a Python)';
-  private firstUpdate: Promise<void>;
+  private readonly firstUpdate: Promise<void>;
   private settleFirst: () => void = () => undefined;
 
   constructor(private readonly options: TerminalCliOptions) {
