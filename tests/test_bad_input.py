@@ -526,7 +526,9 @@ async def test_malformed_journal_lines_are_skipped_with_a_warning_and_nothing_el
                 {"date": date_ago(3), "tool": TOOL, "destination": "outbox"},
             ],
             "failed": [],
+            "pending": [],
             "unconfirmed": [],
+            "expired": [],
         }  # day 2 is not written twice
         status = await client.status()
         assert [state_of(status, date_ago(n)) for n in (2, 3, 4)] == ["outbox"] * 3

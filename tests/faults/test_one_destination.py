@@ -33,7 +33,13 @@ from tests.harness import (
 
 TOOL = "acme-ai"
 FLUSH_NOW = "dxTelemetry.flushNow"
-NOTHING: dict[str, list[Any]] = {"pushed": [], "failed": [], "unconfirmed": []}
+NOTHING: dict[str, list[Any]] = {
+    "pushed": [],
+    "failed": [],
+    "pending": [],
+    "unconfirmed": [],
+    "expired": [],
+}
 
 
 def respell(url: str) -> list[str]:
