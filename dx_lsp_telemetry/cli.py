@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dx_lsp_telemetry import __version__
 from dx_lsp_telemetry.config import TOKEN_ENV
@@ -177,19 +177,17 @@ def _json_number(text: str) -> int | float:
 
 
 def _cli_settings(paths: DataPaths) -> ParsedSettings:
-    """The machine's managed configuration, then the editor's last settings (saved by the
-    sidecar), then the DX_TELEMETRY_* fallbacks."""
-    from dx_lsp_telemetry.managed import ManagedSettings, apply_managed
+    """The machine's managed configuration, then the editor's last settings and destination
+    (saved by the sidecar), then, where no editor saved any, the DX_TELEMETRY_* fallbacks."""
+    from dx_lsp_telemetry.editor_settings import read_editor_settings
+    from dx_lsp_telemetry.managed import ManagedSettings
     from dx_lsp_telemetry.managed_sources import machine_sources
 
-    raw: Any = None
-    try:
-        raw = json.loads(paths.config_file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        pass
-    except (OSError, ValueError) as exc:
-        print(f"dx-lsp-telemetry: ignoring unreadable {paths.config_file}: {exc}", file=sys.stderr)
-    return apply_managed(raw, ManagedSettings(machine_sources()).current())
+    def warn(text: str) -> None:
+        print(f"dx-lsp-telemetry: {text}", file=sys.stderr)
+
+    managed = ManagedSettings(machine_sources()).current()
+    return read_editor_settings(paths, managed, os.environ, warn)
 
 
 def _status(
@@ -324,15 +322,12 @@ def _flush(
 
 
 def _explain(report: CycleReport) -> None:
-    if not (report.pushed or report.failed or report.unconfirmed):
+    from dx_lsp_telemetry.states import flush_lines
+
+    if not (report.pushed or report.failed or report.pending or report.unconfirmed):
         print("nothing to push: every complete day in the window is already done", file=sys.stderr)
-    for item in report.unconfirmed:
-        print(
-            f"{item['date']} {item['tool']}: DX's answer was lost; check DX, then run "
-            f"`flush --resend {item['date']} --tool {item['tool']}` or "
-            f"`flush --mark-pushed {item['date']} --tool {item['tool']}`",
-            file=sys.stderr,
-        )
+    for line in flush_lines(report.to_json()):
+        print(line, file=sys.stderr)
 
 
 def _parse_date(text: str) -> date:

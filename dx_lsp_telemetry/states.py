@@ -39,7 +39,8 @@ def advice(entry: Mapping[str, Any]) -> str | None:
     state = entry.get("state")
     if state == "failed":
         return (
-            "DX refused it: it is tried again once its record or the settings change; "
+            "DX refused it: it is tried again by itself once its record, the token or the "
+            "settings change; "
             f"to send it now {_command(RESEND, entry)}, to accept the refusal "
             f"{_command(MARK, entry)}"
         )

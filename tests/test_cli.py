@@ -413,7 +413,7 @@ async def test_the_cli_uses_the_settings_a_sidecar_saved(home: Path, dx: FakeDx)
     }
     async with sidecar(home, settings) as client:
         await client.record(timestamp=days_ago(2), model="model-a", input_tokens=4, spend_cents=2)
-    assert json.loads((home / "settings.json").read_text())["instanceUrl"] == dx.url
+    assert json.loads((home / "settings.json").read_text())["dxTelemetry"]["instanceUrl"] == dx.url
 
     # the fallbacks apply only where a setting is empty: the saved settings win
     flushed = run_cli(
