@@ -68,11 +68,8 @@ def flush_lines(report: Mapping[str, Any]) -> list[str]:
     lines: list[str] = []
     for state in ("failed", "pending", "unconfirmed", "expired"):
         for item in report.get(state, []):
-            why = f": {item['error']}" if item.get("error") else ""
-            todo = advice({**item, "state": state})
-            lines.append(
-                f"{state} {item['date']} {item['tool']}{why}" + (f"; {todo}" if todo else "")
-            )
+            said = [text for text in (item.get("error"), advice({**item, "state": state})) if text]
+            lines.append(f"{state} {item['date']} {item['tool']}: " + "; ".join(said))
     return lines
 
 
