@@ -43,7 +43,7 @@ export function describeFlush(result: FlushResult): string {
   if (!expired.length) {
     return done;
   }
-  return `${done} ${expired.length} expired, never pushed (${expired.map((e) => `${e.date} ${e.tool}`).join(', ')}): older than the backfill window, not pushed by themselves; "Re-send…" pushes one anyway.`;
+  return `${done} ${expired.length} expired, never pushed (${expired.map((e) => `${e.date} ${e.tool}`).join(', ')}): older than the backfill window, not pushed by themselves; "Re-send a Day…" pushes one anyway.`;
 }
 
 /** The days the user may decide on: unconfirmed and failed ones; expired ones may be re-sent too. */

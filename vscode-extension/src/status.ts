@@ -80,7 +80,7 @@ export function expiredNotes(status: DxStatus): string[] {
   }
   return [
     `Expired, never pushed (older than the backfill window, dxTelemetry.flush.backfillDays): ${expired.map((d) => `${d.date} (${d.tool})`).join(', ')}.`,
-    'They are not pushed by themselves: "DX Telemetry: Re-send…" pushes one anyway, or leave them.',
+    'They are not pushed by themselves: "DX Telemetry: Re-send a Day…" pushes one anyway, or leave them.',
   ];
 }
 

@@ -85,7 +85,7 @@ describe('commands', () => {
       flushed,
       'DX Telemetry: 1 failed, DX refused them (2026-11-23 a: DX refused the record (HTTP 400)), ' +
         '1 pending, DX was not reached (2026-11-24 a: could not reach DX: Connection refused; retried at 2026-11-25T10:00:00Z). ' +
-        '1 expired, never pushed (2026-11-10 a): older than the backfill window, not pushed by themselves; "Re-send…" pushes one anyway.',
+        '1 expired, never pushed (2026-11-10 a): older than the backfill window, not pushed by themselves; "Re-send a Day…" pushes one anyway.',
     );
     assert.match(describeFlush({ pushed: [], failed: [], pending: [], unconfirmed: [], expired: [{ date: '2026-11-10', tool: 'a' }] }), /^DX Telemetry: nothing to push; every completed day is done\. 1 expired/);
   });

@@ -95,7 +95,7 @@ describe('status bar text', () => {
     assert.ok(!view.warning, 'an expired day may be what the user wants: no warning');
     assert.strictEqual(view.text, 'DX 4,642');
     assert.match(view.tooltip, /Expired, never pushed \(older than the backfill window, dxTelemetry\.flush\.backfillDays\): 2026-11-15 \(acme-ai\), 2026-11-14 \(acme-ai\)\./);
-    assert.match(view.tooltip, /not pushed by themselves: "DX Telemetry: Re-send…" pushes one anyway, or leave them/);
+    assert.match(view.tooltip, /not pushed by themselves: "DX Telemetry: Re-send a Day…" pushes one anyway, or leave them/);
     assert.doesNotMatch(view.tooltip, /pending|retried/);
     assert.deepStrictEqual(attentionReasons(status({ days: [expired('2026-11-15')] })), []);
     assert.doesNotMatch(statusView({ phase: 'running' }, status()).tooltip, /Expired/);
