@@ -832,7 +832,8 @@ async function phaseEnvironmentToken(ctx: Ctx): Promise<void> {
     fs.writeFileSync(path.join(s.workspace, '.vscode', 'settings.json'), JSON.stringify({ 'dxTelemetry.enabled': false }));
     await waitFor('the sidecar to apply dxTelemetry.enabled = false', 60_000, () => {
       const saved = path.join(s.dxHome, 'settings.json');
-      return fs.existsSync(saved) && (JSON.parse(fs.readFileSync(saved, 'utf8')) as { enabled?: boolean }).enabled === false;
+      // the sidecar saves the editor's section, and the destination it pushes to, for the CLI
+      return fs.existsSync(saved) && (JSON.parse(fs.readFileSync(saved, 'utf8')) as { dxTelemetry?: { enabled?: boolean } }).dxTelemetry?.enabled === false;
     });
     await runCommand(page, 'DX E2E: Report Usage');
     const second2 = await waitFor('the reporter to finish again', 60_000, () => {
