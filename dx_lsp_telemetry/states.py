@@ -39,8 +39,7 @@ def advice(entry: Mapping[str, Any]) -> str | None:
     state = entry.get("state")
     if state == "failed":
         return (
-            "DX refused it: it is tried again by itself once its record, the token or the "
-            "settings change; "
+            "it is tried again by itself once its record, the token or the settings change; "
             f"to send it now {_command(RESEND, entry)}, to accept the refusal "
             f"{_command(MARK, entry)}"
         )
@@ -55,10 +54,7 @@ def advice(entry: Mapping[str, Any]) -> str | None:
             f"pushed by itself; to push it anyway {_command(RESEND, entry)}, or leave it"
         )
     if state == "pending" and entry.get("retryAt"):
-        return (
-            f"DX could not be reached; tried again by itself at {entry['retryAt']} "
-            "(`dx-lsp-telemetry flush` tries now)"
-        )
+        return f"tried again by itself at {entry['retryAt']} (`dx-lsp-telemetry flush` tries now)"
     return None
 
 

@@ -162,7 +162,7 @@ async def test_a_400_is_failed_in_flush_and_status_everywhere(home: Path, dx: Fa
                 assert "HTTP 400" in entry["error"] and "retryAt" not in entry
         assert states(cli_json(home, "report", "--json")["days"])[(date_ago(2), TOOL)] == "failed"
         text = cli(home, "status").stdout
-        assert f"{date_ago(2)} {TOOL} is failed: DX refused it" in text
+        assert f"{date_ago(2)} {TOOL} is failed: it is tried again by itself once" in text
 
         # a changed record is tried again; DX refuses it again: failed in flushNow too
         await client.record(event_id="e2b", timestamp=days_ago(2), input_tokens=1)
