@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import random
@@ -33,6 +32,7 @@ from dx_lsp_telemetry.days import (
     utc_dates_overlapping,
     utc_now,
 )
+from dx_lsp_telemetry.editor_settings import save_editor_settings
 from dx_lsp_telemetry.events import EventRules, UsageEvent, validate_event
 from dx_lsp_telemetry.forward import Forwarding, host_has_own_ledger
 from dx_lsp_telemetry.journal import Journal
@@ -42,7 +42,7 @@ from dx_lsp_telemetry.logs import Throttle
 from dx_lsp_telemetry.managed import ManagedConfig, ManagedSettings, apply_managed
 from dx_lsp_telemetry.managed_sources import machine_sources
 from dx_lsp_telemetry.paths import DataPaths
-from dx_lsp_telemetry.private import FILE_MODE, create_private_text, private_dir
+from dx_lsp_telemetry.private import FILE_MODE, private_dir
 from dx_lsp_telemetry.pusher import (
     ConfigurationError,
     CycleReport,
@@ -168,8 +168,6 @@ class Telemetry:
     def configure(self, raw: Any) -> None:
         """Apply the editor's `dxTelemetry` section; takes effect at once."""
         self._raw_settings = raw
-        # the CLI applies the managed configuration itself: it gets the editor's own values
-        self._save_settings(parse_settings(raw, self._env).settings)
         self._apply_settings()
 
     def _apply_settings(self) -> None:
@@ -181,6 +179,7 @@ class Telemetry:
         self._log_problems(previous)
         self._log_managed()
         after = self._parsed.settings
+        self._save_settings(after)
         if self._loop is None:
             return
         if push_target(before, self._token) != push_target(after, self._token) or (
@@ -255,14 +254,13 @@ class Telemetry:
         except Exception:  # never the end of the loop that shows other windows' work
             log.exception("cannot apply the managed settings")
 
-    def _save_settings(self, settings: Settings) -> None:
-        """So `dx-lsp-telemetry flush` in a terminal pushes as the editor would."""
+    def _save_settings(self, effective: Settings) -> None:
+        """So `dx-lsp-telemetry` in a terminal pushes as the editor would, and reads each day's
+        state for this destination. The CLI applies the managed configuration itself: it gets
+        the editor's own section, and the destination as this window uses it."""
         try:
-            private_dir(self.paths.home)
-            tmp = self.paths.config_file.with_name(f".settings.{os.getpid()}.tmp")
-            with create_private_text(tmp) as f:
-                f.write(json.dumps(settings.to_editor_dict(), indent=2) + "\n")
-            os.replace(tmp, self.paths.config_file)
+            section = parse_settings(self._raw_settings, self._env).settings
+            save_editor_settings(self.paths, section, effective)
         except OSError as exc:
             log.warning("cannot save settings for the CLI in %s: %s", self.paths.home, exc.strerror)
 

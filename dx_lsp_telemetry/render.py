@@ -6,6 +6,9 @@ import json
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from dx_lsp_telemetry.days import SHOWN_DAYS
+from dx_lsp_telemetry.states import advice, expired_summary
+
 BAR_WIDTH = 30
 
 
@@ -61,10 +64,22 @@ def status_text(status: dict[str, Any], where: str = "") -> str:
         )
     lines.append("days:")
     if not status["days"]:
-        lines.append("  nothing recorded in the backfill window")
+        lines.append(f"  nothing recorded in the backfill window or the last {SHOWN_DAYS} days")
     for day in status["days"]:
         lines.append("  " + _day_line(day))
-    return "\n".join(lines)
+    return "\n".join(lines + _footnotes(status["days"]))
+
+
+def _footnotes(days: list[dict[str, Any]]) -> list[str]:
+    """What to do about the days that wait for the user: each failed or unconfirmed one, and
+    the expired ones in a line (a long history can hold many)."""
+    notes = [
+        f"{d['date']} {d['tool']} is {d['state']}: {advice(d)}"
+        for d in days
+        if d["state"] in ("failed", "unconfirmed")
+    ]
+    summary = expired_summary(days)
+    return notes + ([summary] if summary else [])
 
 
 def _managed_lines(managed: dict[str, Any]) -> list[str]:
@@ -125,4 +140,4 @@ def report_text(report: dict[str, Any]) -> str:
             f"{r['date']:<10}  {r['tool']:<20} {total:>14,} {money(r['totals']['spend_cents']):>10}"
             f"  {r['state']:<11} {bar}"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + _footnotes(rows))

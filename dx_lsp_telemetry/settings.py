@@ -51,6 +51,8 @@ _ENV_FALLBACKS = {
     "tool": "DX_TELEMETRY_TOOL",
     "instanceUrl": "DX_TELEMETRY_INSTANCE_URL",
 }
+#: the fallbacks that name where days go (and so which push states a reader sees)
+DESTINATION_ENV = (_ENV_FALLBACKS["email"], _ENV_FALLBACKS["instanceUrl"])
 
 #: the OTLP receiver's port: never 4317/4318 (a developer's own collector)
 OTLP_PORT = 4319

@@ -30,7 +30,9 @@ async def test_a_complete_day_is_pushed_once_with_exact_totals(home: Path, dx: F
         assert result == {
             "pushed": [{"date": date_ago(2), "tool": "acme-ai", "destination": "dx"}],
             "failed": [],
+            "pending": [],
             "unconfirmed": [],
+            "expired": [],
         }
         assert dx.stored == [
             {
@@ -47,7 +49,13 @@ async def test_a_complete_day_is_pushed_once_with_exact_totals(home: Path, dx: F
             }
         ]
         again = await client.command("dxTelemetry.flushNow")
-        assert again == {"pushed": [], "failed": [], "unconfirmed": []}
+        assert again == {
+            "pushed": [],
+            "failed": [],
+            "pending": [],
+            "unconfirmed": [],
+            "expired": [],
+        }
         status = await client.status()
         assert state_of(status, date_ago(2)) == "pushed"
         await until(

@@ -51,7 +51,7 @@ export function attentionReasons(status: DxStatus): string[] {
   const reasons = [...status.config.problems];
   for (const day of status.days) {
     if (day.state === 'failed') {
-      reasons.push(`Push failed for ${day.date} (${day.tool}): ${day.error ?? 'no reason given'}`);
+      reasons.push(`Push failed for ${day.date} (${day.tool}): ${day.error ?? 'DX refused it'}`);
     } else if (day.state === 'unconfirmed') {
       reasons.push(
         `DX did not confirm ${day.date} (${day.tool})${day.error ? `: ${day.error}` : ''}. ` +
@@ -66,7 +66,22 @@ export function attentionReasons(status: DxStatus): string[] {
 export function retryNotes(status: DxStatus): string[] {
   return status.days
     .filter((d) => d.state === 'pending' && d.retryAt)
-    .map((d) => `${d.date} (${d.tool}) will be retried at ${d.retryAt}${d.error ? `: ${d.error}` : ''}`);
+    .map((d) => `${d.date} (${d.tool}) is pending: DX was not reached; it will be retried at ${d.retryAt}${d.error ? `: ${d.error}` : ''}`);
+}
+
+/**
+ * Days that left the backfill window unpushed: nothing will push them by themselves, and that
+ * may be what the user wants (old history read from a tool's logs), so a note, not a warning.
+ */
+export function expiredNotes(status: DxStatus): string[] {
+  const expired = status.days.filter((d) => d.state === 'expired');
+  if (!expired.length) {
+    return [];
+  }
+  return [
+    `Expired, never pushed (older than the backfill window, dxTelemetry.flush.backfillDays): ${expired.map((d) => `${d.date} (${d.tool})`).join(', ')}.`,
+    'They are not pushed by themselves: "DX Telemetry: Re-send a Day…" pushes one anyway, or leave them.',
+  ];
 }
 
 /** DX answered 401/403: the one case that earns a notification nobody asked for (once per token). */
@@ -133,13 +148,10 @@ export function statusView(phase: PhaseInfo, status: DxStatus | undefined, notes
   for (const [tool, t] of tools) {
     lines.push(`  ${tool}: ${totalTokens(t).toLocaleString('en-US')} tokens in ${t.events} event(s), ${formatCents(t.spend_cents)}`);
   }
-  const retries = retryNotes(status);
-  if (retries.length) {
-    lines.push('', ...retries);
-  }
-  const where = whereNotes(status, notes);
-  if (where.length) {
-    lines.push('', ...where);
+  for (const group of [retryNotes(status), expiredNotes(status), whereNotes(status, notes)]) {
+    if (group.length) {
+      lines.push('', ...group);
+    }
   }
   const managed = managedLines(status);
   if (managed.length) {

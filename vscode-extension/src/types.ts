@@ -19,7 +19,12 @@ export interface Totals {
   spend_cents: number;
 }
 
-export type DayState = 'open' | 'pending' | 'pushed' | 'outbox' | 'failed' | 'unconfirmed';
+/**
+ * The README's states table: `failed` is DX refusing the record; a day DX could not be reached
+ * for (or that it asked to wait) is `pending` with `retryAt`; `expired` is older than the
+ * backfill window and never pushed: it is not pushed by itself.
+ */
+export type DayState = 'open' | 'pending' | 'pushed' | 'outbox' | 'failed' | 'unconfirmed' | 'expired';
 
 export interface DayEntry {
   date: string;
@@ -81,7 +86,11 @@ export interface RecordResult {
 export interface FlushResult {
   pushed: Array<{ date: string; tool: string; destination: string }>;
   failed: Array<{ date: string; tool: string; error: string }>;
+  /** DX was not reached, or asked to wait: tried again by itself at `retryAt`. */
+  pending?: Array<{ date: string; tool: string; error: string; retryAt: string }>;
   unconfirmed: Array<{ date: string; tool: string }>;
+  /** Flush Now's days older than the window, never pushed: not tried. */
+  expired?: Array<{ date: string; tool: string }>;
 }
 
 /** The API other extensions get from `vscode.extensions.getExtension(...).exports`. */

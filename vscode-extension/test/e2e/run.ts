@@ -824,9 +824,11 @@ function reporterLines(file: string): ReporterLine[] {
 }
 
 /** The settings the sidecars last applied, as they saved them for the CLI (`<data folder>/settings.json`). */
+/** The editor's section the sidecar saved (beside the destination it pushes to, for the CLI). */
 function savedSettings(dxHome: string): Record<string, unknown> | undefined {
   try {
-    return JSON.parse(fs.readFileSync(path.join(dxHome, 'settings.json'), 'utf8')) as Record<string, unknown>;
+    const saved = JSON.parse(fs.readFileSync(path.join(dxHome, 'settings.json'), 'utf8')) as { dxTelemetry?: Record<string, unknown> };
+    return saved.dxTelemetry;
   } catch {
     return undefined;
   }

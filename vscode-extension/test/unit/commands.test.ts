@@ -95,5 +95,25 @@ describe('commands', () => {
       decidableDays(status).map((d) => d.state),
       ['unconfirmed', 'failed'],
     );
+    const withExpired = { days: [...status.days, { date: '2026-11-10', tool: 'a', state: 'expired', totals: t }] } as unknown as DxStatus;
+    assert.deepStrictEqual(decidableDays(withExpired).map((d) => d.state), ['unconfirmed', 'failed'], 'an expired day cannot be marked pushed');
+    assert.deepStrictEqual(decidableDays(withExpired, true).map((d) => d.state), ['unconfirmed', 'failed', 'expired'], 'but it can be re-sent');
+  });
+
+  it('words a flush the way status does: refused is failed, not reached is pending, expired is named', () => {
+    const flushed = describeFlush({
+      pushed: [],
+      failed: [{ date: '2026-11-23', tool: 'a', error: 'DX refused the record (HTTP 400)' }],
+      pending: [{ date: '2026-11-24', tool: 'a', error: 'could not reach DX: Connection refused', retryAt: '2026-11-25T10:00:00Z' }],
+      unconfirmed: [],
+      expired: [{ date: '2026-11-10', tool: 'a' }],
+    });
+    assert.strictEqual(
+      flushed,
+      'DX Telemetry: 1 failed, DX refused them (2026-11-23 a: DX refused the record (HTTP 400)), ' +
+        '1 pending, DX was not reached (2026-11-24 a: could not reach DX: Connection refused; retried at 2026-11-25T10:00:00Z). ' +
+        '1 expired, never pushed (2026-11-10 a): older than the backfill window, not pushed by themselves; "Re-send a Day…" pushes one anyway.',
+    );
+    assert.match(describeFlush({ pushed: [], failed: [], pending: [], unconfirmed: [], expired: [{ date: '2026-11-10', tool: 'a' }] }), /^DX Telemetry: nothing to push; every completed day is done\. 1 expired/);
   });
 });
