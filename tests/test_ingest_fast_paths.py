@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from dx_lsp_telemetry.days import parse_ts
-from dx_lsp_telemetry.events import MAX_TOKENS
-from dx_lsp_telemetry.ledger import LedgerWriter, UsageLine, complete_lines, parse_line
+from dx_lsp_telemetry.ledger.ledger import LedgerWriter, UsageLine, complete_lines, parse_line
+from dx_lsp_telemetry.record.events import MAX_TOKENS
+from dx_lsp_telemetry.settings.days import parse_ts
 from dx_lsp_telemetry.sources import claude_code, tail
 from dx_lsp_telemetry.sources.base import SourceRecord
 from dx_lsp_telemetry.sources.claude_code import ClaudeCode

@@ -7,8 +7,8 @@ from typing import Union
 
 import pytest
 
-from dx_lsp_telemetry import stdio
-from dx_lsp_telemetry.stdio import MAX_HEADER, MAX_MESSAGE, Frames, TooLarge
+from dx_lsp_telemetry.lsp import stdio
+from dx_lsp_telemetry.lsp.stdio import MAX_HEADER, MAX_MESSAGE, Frames, TooLarge
 
 Item = Union[bytes, TooLarge, str]  # a runtime alias: 3.9 has no `|` of types
 

@@ -25,10 +25,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from dx_lsp_telemetry.events import from_ledger
-from dx_lsp_telemetry.ledger import complete_lines, ledger_path
-from dx_lsp_telemetry.paths import DataPaths, resolve_home
-from dx_lsp_telemetry.private import create_private_text
+from dx_lsp_telemetry.ledger.ledger import complete_lines, ledger_path
+from dx_lsp_telemetry.ledger.paths import DataPaths, resolve_home
+from dx_lsp_telemetry.record.events import from_ledger
+from dx_lsp_telemetry.util.private import create_private_text
 
 log = logging.getLogger(__name__)
 

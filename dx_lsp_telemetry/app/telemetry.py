@@ -22,9 +22,31 @@ from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 from filelock import FileLock, Timeout
 
-from dx_lsp_telemetry.config import TOKEN_ENV, push_target
-from dx_lsp_telemetry.daybook import read_day
-from dx_lsp_telemetry.days import (
+from dx_lsp_telemetry.app.forward import Forwarding, host_has_own_ledger
+from dx_lsp_telemetry.ledger.daybook import read_day
+from dx_lsp_telemetry.ledger.ledger import Appended, LedgerError, LedgerWriter
+from dx_lsp_telemetry.ledger.ledger_index import LedgerIndex
+from dx_lsp_telemetry.ledger.paths import DataPaths
+from dx_lsp_telemetry.ledger.recorder import (
+    QuickRecorder,
+    append_events,
+    index_appended,
+    not_recorded,
+)
+from dx_lsp_telemetry.ledger.retention import prune
+from dx_lsp_telemetry.push.config import TOKEN_ENV, push_target
+from dx_lsp_telemetry.push.journal import Journal
+from dx_lsp_telemetry.push.pusher import (
+    ConfigurationError,
+    CycleReport,
+    NotAllowed,
+    PushBusy,
+    Pusher,
+    PushError,
+)
+from dx_lsp_telemetry.push.status import StatusInputs, build_status
+from dx_lsp_telemetry.record.events import EventRules, UsageEvent, validate_event
+from dx_lsp_telemetry.settings.days import (
     complete_at,
     day_end,
     day_of,
@@ -33,33 +55,11 @@ from dx_lsp_telemetry.days import (
     utc_dates_overlapping,
     utc_now,
 )
-from dx_lsp_telemetry.events import EventRules, UsageEvent, validate_event
-from dx_lsp_telemetry.forward import Forwarding, host_has_own_ledger
-from dx_lsp_telemetry.journal import Journal
-from dx_lsp_telemetry.ledger import Appended, LedgerError, LedgerWriter
-from dx_lsp_telemetry.ledger_index import LedgerIndex
-from dx_lsp_telemetry.logs import Throttle
-from dx_lsp_telemetry.managed import ManagedConfig, ManagedSettings, apply_managed
-from dx_lsp_telemetry.managed_sources import machine_sources
-from dx_lsp_telemetry.paths import DataPaths
-from dx_lsp_telemetry.private import FILE_MODE, create_private_text, private_dir
-from dx_lsp_telemetry.pusher import (
-    ConfigurationError,
-    CycleReport,
-    NotAllowed,
-    PushBusy,
-    Pusher,
-    PushError,
-)
-from dx_lsp_telemetry.recorder import (
-    QuickRecorder,
-    append_events,
-    index_appended,
-    not_recorded,
-)
-from dx_lsp_telemetry.retention import prune
-from dx_lsp_telemetry.settings import SECTION, ParsedSettings, Settings, parse_settings
-from dx_lsp_telemetry.status import StatusInputs, build_status
+from dx_lsp_telemetry.settings.managed import ManagedConfig, ManagedSettings, apply_managed
+from dx_lsp_telemetry.settings.managed_sources import machine_sources
+from dx_lsp_telemetry.settings.settings import SECTION, ParsedSettings, Settings, parse_settings
+from dx_lsp_telemetry.util.logs import Throttle
+from dx_lsp_telemetry.util.private import FILE_MODE, create_private_text, private_dir
 
 if TYPE_CHECKING:
     from dx_lsp_telemetry.otlp.receiver import OtlpReceiver

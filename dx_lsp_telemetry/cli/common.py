@@ -9,9 +9,9 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from dx_lsp_telemetry.paths import DataPaths
-from dx_lsp_telemetry.problems import TOKEN_ENV, Term
-from dx_lsp_telemetry.settings import SECTION, ParsedSettings, env_fallback
+from dx_lsp_telemetry.ledger.paths import DataPaths
+from dx_lsp_telemetry.settings.problems import TOKEN_ENV, Term
+from dx_lsp_telemetry.settings.settings import SECTION, ParsedSettings, env_fallback
 
 #: 0 done; 1 a push or a read failed; 2 bad usage or configuration (README: per verb)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

@@ -16,9 +16,9 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
-from dx_lsp_telemetry.days import format_ts, is_complete
-from dx_lsp_telemetry.render import status_text
-from dx_lsp_telemetry.server import raw_json_converter
+from dx_lsp_telemetry.cli.render import status_text
+from dx_lsp_telemetry.lsp.server import raw_json_converter
+from dx_lsp_telemetry.settings.days import format_ts, is_complete
 
 DEMO_SETTINGS = {
     "email": "developer@example.com",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from dx_lsp_telemetry.cli_common import (
+from dx_lsp_telemetry.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     Run,
@@ -17,19 +17,19 @@ from dx_lsp_telemetry.cli_common import (
     print_json,
     warn,
 )
-from dx_lsp_telemetry.cli_verbs import destination_address
-from dx_lsp_telemetry.config import destination_of, push_problems
-from dx_lsp_telemetry.problems import Problem, problem, setting
-from dx_lsp_telemetry.render import money, plural, tokens_of
+from dx_lsp_telemetry.cli.render import money, plural, tokens_of
+from dx_lsp_telemetry.cli.verbs import destination_address
+from dx_lsp_telemetry.push.config import destination_of, push_problems
+from dx_lsp_telemetry.settings.problems import Problem, problem, setting
 
 if TYPE_CHECKING:
-    from dx_lsp_telemetry.pusher import CycleReport
+    from dx_lsp_telemetry.push.pusher import CycleReport
 
 NOTHING_DUE = "nothing to push: every complete day in the window is already done"
 
 
 def flush(run: Run) -> int:
-    from dx_lsp_telemetry.pusher import Pusher
+    from dx_lsp_telemetry.push.pusher import Pusher
 
     args, settings = run.args, run.parsed.settings
     for text in run.parsed.problems:

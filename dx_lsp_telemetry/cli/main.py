@@ -15,8 +15,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from dx_lsp_telemetry.cli_args import JSON_ANSWER_ONLY, PROG, Grammar, strip_editor_flags
-from dx_lsp_telemetry.cli_common import (
+from dx_lsp_telemetry.cli.args import JSON_ANSWER_ONLY, PROG, Grammar, strip_editor_flags
+from dx_lsp_telemetry.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -25,12 +25,12 @@ from dx_lsp_telemetry.cli_common import (
     Run,
     UsageError,
 )
-from dx_lsp_telemetry.config import TOKEN_ENV
-from dx_lsp_telemetry.events import EventError
-from dx_lsp_telemetry.ledger import LedgerError
-from dx_lsp_telemetry.logs import setup_cli_logging, setup_logging
-from dx_lsp_telemetry.paths import DataPaths, resolve_home
-from dx_lsp_telemetry.settings import ParsedSettings, parse_settings
+from dx_lsp_telemetry.ledger.ledger import LedgerError
+from dx_lsp_telemetry.ledger.paths import DataPaths, resolve_home
+from dx_lsp_telemetry.push.config import TOKEN_ENV
+from dx_lsp_telemetry.record.events import EventError
+from dx_lsp_telemetry.settings.settings import ParsedSettings, parse_settings
+from dx_lsp_telemetry.util.logs import setup_cli_logging, setup_logging
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,12 +43,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     token = os.environ.get(TOKEN_ENV) or None
     if verb == "serve":
         setup_logging(token, logging.INFO)  # the editor's output channel shows it
-        from dx_lsp_telemetry.sidecar import serve
+        from dx_lsp_telemetry.lsp.sidecar import serve
 
         return serve(client_pid, reader=bool(getattr(args, "reader", False)))
     if verb == "demo":
         setup_logging(token, logging.WARNING)
-        from dx_lsp_telemetry.demo import run_demo
+        from dx_lsp_telemetry.cli.demo import run_demo
 
         return run_demo()
     setup_cli_logging(token, verbose=args.verbose)
@@ -71,22 +71,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _verb(name: str) -> Callable[[Run], int]:
     if name == "flush":  # each verb imports what only it needs: a `scan` starts sooner
-        from dx_lsp_telemetry.cli_flush import flush
+        from dx_lsp_telemetry.cli.flush import flush
 
         return flush
-    from dx_lsp_telemetry.cli_verbs import VERBS
+    from dx_lsp_telemetry.cli.verbs import VERBS
 
     return VERBS[name]
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:
-    from dx_lsp_telemetry.pusher import ConfigurationError, NotAllowed
+    from dx_lsp_telemetry.push.pusher import ConfigurationError, NotAllowed
 
     return (UsageError, EventError, ConfigurationError, NotAllowed)
 
 
 def _failures() -> tuple[type[Exception], ...]:
-    from dx_lsp_telemetry.pusher import PushError
+    from dx_lsp_telemetry.push.pusher import PushError
 
     return (PushError, LedgerError)
 
@@ -112,8 +112,8 @@ def _cli_settings(paths: DataPaths) -> tuple[ParsedSettings, frozenset[str]]:
         pass
     except (OSError, ValueError) as exc:
         print(f"{PROG}: ignoring unreadable {paths.config_file}: {exc}", file=sys.stderr)
-    from dx_lsp_telemetry.managed import ManagedSettings, apply_managed
-    from dx_lsp_telemetry.managed_sources import machine_sources
+    from dx_lsp_telemetry.settings.managed import ManagedSettings, apply_managed
+    from dx_lsp_telemetry.settings.managed_sources import machine_sources
 
     editors = parse_settings(raw, env={}).settings.to_editor_dict()
     parsed = apply_managed(raw, ManagedSettings(machine_sources()).current())

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from dx_lsp_telemetry.cli_common import (
+from dx_lsp_telemetry.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     Run,
@@ -19,11 +19,11 @@ from dx_lsp_telemetry.cli_common import (
     print_json,
     warn,
 )
-from dx_lsp_telemetry.config import destination_of
-from dx_lsp_telemetry.days import day_of, utc_now
-from dx_lsp_telemetry.events import EventRules, validate_event
-from dx_lsp_telemetry.problems import problem, setting
-from dx_lsp_telemetry.render import plural
+from dx_lsp_telemetry.cli.render import plural
+from dx_lsp_telemetry.push.config import destination_of
+from dx_lsp_telemetry.record.events import EventRules, validate_event
+from dx_lsp_telemetry.settings.days import day_of, utc_now
+from dx_lsp_telemetry.settings.problems import problem, setting
 
 #: processes that may share a long `scan` (an initial read of a large history)
 SCAN_WORKERS = 2
@@ -38,10 +38,10 @@ def destination_address(run: Run) -> str:
 
 
 def status(run: Run) -> int:
-    from dx_lsp_telemetry.journal import Journal
-    from dx_lsp_telemetry.ledger_index import LedgerIndex
-    from dx_lsp_telemetry.render import status_text
-    from dx_lsp_telemetry.status import LEDGER_UNREADABLE, StatusInputs, build_status
+    from dx_lsp_telemetry.cli.render import status_text
+    from dx_lsp_telemetry.ledger.ledger_index import LedgerIndex
+    from dx_lsp_telemetry.push.journal import Journal
+    from dx_lsp_telemetry.push.status import LEDGER_UNREADABLE, StatusInputs, build_status
 
     paths, parsed = run.paths, run.parsed
     inputs = StatusInputs(
@@ -64,10 +64,10 @@ def status(run: Run) -> int:
 
 
 def report(run: Run) -> int:
-    from dx_lsp_telemetry.journal import Journal
-    from dx_lsp_telemetry.ledger_index import LedgerIndex
-    from dx_lsp_telemetry.render import report_text
-    from dx_lsp_telemetry.status import day_entries
+    from dx_lsp_telemetry.cli.render import report_text
+    from dx_lsp_telemetry.ledger.ledger_index import LedgerIndex
+    from dx_lsp_telemetry.push.journal import Journal
+    from dx_lsp_telemetry.push.status import day_entries
 
     args = run.args
     if not 1 <= args.days <= 3650:
@@ -106,9 +106,9 @@ _RECORD_FIELDS = (
 def record(run: Run) -> int:
     import json
 
-    from dx_lsp_telemetry.ledger import LedgerWriter
-    from dx_lsp_telemetry.ledger_index import LedgerIndex
-    from dx_lsp_telemetry.recorder import record_event
+    from dx_lsp_telemetry.ledger.ledger import LedgerWriter
+    from dx_lsp_telemetry.ledger.ledger_index import LedgerIndex
+    from dx_lsp_telemetry.ledger.recorder import record_event
 
     args, settings = run.args, run.parsed.settings
     whole = args.event_json if isinstance(args.event_json, str) else None
@@ -153,7 +153,7 @@ def record(run: Run) -> int:
 def _metric(text: str) -> tuple[str, int | float]:
     import argparse
 
-    from dx_lsp_telemetry.cli_args import json_number
+    from dx_lsp_telemetry.cli.args import json_number
 
     key, sep, value = text.partition("=")
     if not sep:

@@ -5,16 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from dx_lsp_telemetry.days import (
+from dx_lsp_telemetry.ledger.ledger_index import SLOT_SECONDS, LedgerIndex
+from dx_lsp_telemetry.record.summary import ToolDay, Totals
+from dx_lsp_telemetry.settings.days import (
     DayBoundary,
     day_end,
     day_start,
     utc_dates_overlapping,
     window_days,
 )
-from dx_lsp_telemetry.ledger_index import SLOT_SECONDS, LedgerIndex
-from dx_lsp_telemetry.settings import Settings
-from dx_lsp_telemetry.summary import ToolDay, Totals
+from dx_lsp_telemetry.settings.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from dx_lsp_telemetry.index_rows import Place, Version, version_of
-from dx_lsp_telemetry.ledger import UsageLine, file_date_of, ledger_path, parse_line
+from dx_lsp_telemetry.ledger.index_rows import Place, Version, version_of
+from dx_lsp_telemetry.ledger.ledger import UsageLine, file_date_of, ledger_path, parse_line
 
 log = logging.getLogger(__name__)
 

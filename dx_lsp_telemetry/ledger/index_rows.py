@@ -17,10 +17,10 @@ from decimal import Decimal
 from hashlib import blake2b
 from typing import Any, NamedTuple
 
-from dx_lsp_telemetry.days import parse_ts
-from dx_lsp_telemetry.events import UsageEvent
-from dx_lsp_telemetry.ledger import UsageLine
-from dx_lsp_telemetry.summary import ToolDay, Totals
+from dx_lsp_telemetry.ledger.ledger import UsageLine
+from dx_lsp_telemetry.record.events import UsageEvent
+from dx_lsp_telemetry.record.summary import ToolDay, Totals
+from dx_lsp_telemetry.settings.days import parse_ts
 
 #: the sums' granularity: every zone in use since 1979 starts its days on a quarter hour
 SLOT_SECONDS = 900

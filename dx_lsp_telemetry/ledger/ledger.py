@@ -21,10 +21,10 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from dx_lsp_telemetry.append_lock import AppendLock, LockTimeout
-from dx_lsp_telemetry.days import format_ts, parse_ts
-from dx_lsp_telemetry.events import UsageEvent, from_ledger
-from dx_lsp_telemetry.private import open_private, private_dir
+from dx_lsp_telemetry.ledger.append_lock import AppendLock, LockTimeout
+from dx_lsp_telemetry.record.events import UsageEvent, from_ledger
+from dx_lsp_telemetry.settings.days import format_ts, parse_ts
+from dx_lsp_telemetry.util.private import open_private, private_dir
 
 log = logging.getLogger(__name__)
 

@@ -23,11 +23,17 @@ from typing import TypeVar
 
 from filelock import FileLock, Timeout
 
-from dx_lsp_telemetry import index_files, index_rows
-from dx_lsp_telemetry.index_files import FileRow, IndexStale, LedgerFiles, empty_row
-from dx_lsp_telemetry.index_rows import Deltas, Place, Version, micros, written
-from dx_lsp_telemetry.ledger import Appended, LedgerError, SessionLine, complete_lines, parse_line
-from dx_lsp_telemetry.summary import ToolDay, Totals
+from dx_lsp_telemetry.ledger import index_files, index_rows
+from dx_lsp_telemetry.ledger.index_files import FileRow, IndexStale, LedgerFiles, empty_row
+from dx_lsp_telemetry.ledger.index_rows import Deltas, Place, Version, micros, written
+from dx_lsp_telemetry.ledger.ledger import (
+    Appended,
+    LedgerError,
+    SessionLine,
+    complete_lines,
+    parse_line,
+)
+from dx_lsp_telemetry.record.summary import ToolDay, Totals
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

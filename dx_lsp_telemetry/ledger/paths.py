@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from dx_lsp_telemetry.private import private_dir, tighten
+from dx_lsp_telemetry.util.private import private_dir, tighten
 
 APP_NAME = "dx-lsp-telemetry"
 

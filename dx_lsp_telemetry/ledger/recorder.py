@@ -12,10 +12,10 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import date, timezone
 from typing import Any
 
-from dx_lsp_telemetry.days import DayBoundary, day_of
-from dx_lsp_telemetry.events import UsageEvent
-from dx_lsp_telemetry.ledger import Appended, LedgerBusy, LedgerError, LedgerWriter
-from dx_lsp_telemetry.ledger_index import IndexNeedsRepair, LedgerIndex
+from dx_lsp_telemetry.ledger.ledger import Appended, LedgerBusy, LedgerError, LedgerWriter
+from dx_lsp_telemetry.ledger.ledger_index import IndexNeedsRepair, LedgerIndex
+from dx_lsp_telemetry.record.events import UsageEvent
+from dx_lsp_telemetry.settings.days import DayBoundary, day_of
 
 log = logging.getLogger(__name__)
 

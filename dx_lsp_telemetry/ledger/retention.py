@@ -10,9 +10,9 @@ import logging
 import os
 from datetime import date, timedelta
 
-from dx_lsp_telemetry.ledger import LedgerWriter, ledger_path, list_ledger_dates
-from dx_lsp_telemetry.ledger_index import LedgerIndex
-from dx_lsp_telemetry.paths import DataPaths
+from dx_lsp_telemetry.ledger.ledger import LedgerWriter, ledger_path, list_ledger_dates
+from dx_lsp_telemetry.ledger.ledger_index import LedgerIndex
+from dx_lsp_telemetry.ledger.paths import DataPaths
 
 log = logging.getLogger(__name__)
 

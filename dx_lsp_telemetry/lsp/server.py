@@ -15,18 +15,19 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, JsonRPCResponseMessage
 from pygls.protocol import default_converter as pygls_default_converter
 
-from dx_lsp_telemetry import __version__, stdio
-from dx_lsp_telemetry.logs import Throttle
-from dx_lsp_telemetry.lsp_names import (
+from dx_lsp_telemetry import __version__
+from dx_lsp_telemetry.lsp import stdio
+from dx_lsp_telemetry.lsp.lsp_names import (
     FLUSH_NOW,
     MARK_PUSHED,
     RESEND_DAY,
     SERVER_NAME,
 )
-from dx_lsp_telemetry.pusher import PushError
-from dx_lsp_telemetry.session import PULL_FAILED, READY_WAIT_SECONDS, Session, error
-from dx_lsp_telemetry.settings import SECTION
-from dx_lsp_telemetry.shown import is_unicode, show
+from dx_lsp_telemetry.lsp.session import PULL_FAILED, READY_WAIT_SECONDS, Session, error
+from dx_lsp_telemetry.push.pusher import PushError
+from dx_lsp_telemetry.settings.settings import SECTION
+from dx_lsp_telemetry.util.logs import Throttle
+from dx_lsp_telemetry.util.shown import is_unicode, show
 
 log = logging.getLogger(__name__)
 

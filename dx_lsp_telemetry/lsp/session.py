@@ -12,14 +12,13 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from dx_lsp_telemetry import __version__, stdio
-from dx_lsp_telemetry.app import Telemetry
-from dx_lsp_telemetry.config import TOKEN_ENV
-from dx_lsp_telemetry.events import EventError
-from dx_lsp_telemetry.forward import MAX_BATCH, reader_paths
-from dx_lsp_telemetry.ledger import LedgerError
-from dx_lsp_telemetry.logs import ForwardToEditor, Throttle
-from dx_lsp_telemetry.lsp_names import (
+from dx_lsp_telemetry import __version__
+from dx_lsp_telemetry.app.forward import MAX_BATCH, reader_paths
+from dx_lsp_telemetry.app.telemetry import Telemetry
+from dx_lsp_telemetry.ledger.ledger import LedgerError
+from dx_lsp_telemetry.ledger.paths import resolve_home
+from dx_lsp_telemetry.lsp import stdio
+from dx_lsp_telemetry.lsp.lsp_names import (
     FORWARD_DONE,
     FORWARD_TAKE,
     RECORD_USAGE,
@@ -27,11 +26,13 @@ from dx_lsp_telemetry.lsp_names import (
     STATUS_CHANGED,
     initialize_result,
 )
-from dx_lsp_telemetry.parent import hard_exit, wait_for_exit
-from dx_lsp_telemetry.paths import resolve_home
-from dx_lsp_telemetry.pusher import NotAllowed
-from dx_lsp_telemetry.settings import SECTION
-from dx_lsp_telemetry.shown import is_unicode, show
+from dx_lsp_telemetry.lsp.parent import hard_exit, wait_for_exit
+from dx_lsp_telemetry.push.config import TOKEN_ENV
+from dx_lsp_telemetry.push.pusher import NotAllowed
+from dx_lsp_telemetry.record.events import EventError
+from dx_lsp_telemetry.settings.settings import SECTION
+from dx_lsp_telemetry.util.logs import ForwardToEditor, Throttle
+from dx_lsp_telemetry.util.shown import is_unicode, show
 
 log = logging.getLogger(__name__)
 

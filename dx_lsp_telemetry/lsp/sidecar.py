@@ -8,10 +8,10 @@ import contextlib
 import sys
 from typing import TYPE_CHECKING
 
-from dx_lsp_telemetry import stdio
-from dx_lsp_telemetry.lsp_names import METHODS
-from dx_lsp_telemetry.parent import hard_exit
-from dx_lsp_telemetry.session import Session
+from dx_lsp_telemetry.lsp import stdio
+from dx_lsp_telemetry.lsp.lsp_names import METHODS
+from dx_lsp_telemetry.lsp.parent import hard_exit
+from dx_lsp_telemetry.lsp.session import Session
 
 if TYPE_CHECKING:
     from pygls.protocol import JsonRPCProtocol
@@ -30,10 +30,10 @@ def serve(client_process_id: int | None = None, reader: bool = False) -> int:
         sessions.append(Session(dispatcher, client_process_id, reader))
 
     def prepare() -> None:
-        import dx_lsp_telemetry.server  # noqa: F401 (pygls, lsprotocol, cattrs)
+        import dx_lsp_telemetry.lsp.server  # noqa: F401 (pygls, lsprotocol, cattrs)
 
     def load(dispatcher: stdio.Dispatcher) -> JsonRPCProtocol:
-        from dx_lsp_telemetry.server import create_server, setup_transport
+        from dx_lsp_telemetry.lsp.server import create_server, setup_transport
 
         server = create_server(sessions[0])
         server.protocol.set_writer(dispatcher.writer)

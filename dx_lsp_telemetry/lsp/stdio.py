@@ -31,8 +31,8 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from dx_lsp_telemetry.logs import Throttle
-from dx_lsp_telemetry.shown import show
+from dx_lsp_telemetry.util.logs import Throttle
+from dx_lsp_telemetry.util.shown import show
 
 if TYPE_CHECKING:
     from pygls.exceptions import JsonRpcException

@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from dx_lsp_telemetry.problems import TOKEN_ENV as TOKEN_ENV  # named here by the callers
-from dx_lsp_telemetry.problems import (
+from dx_lsp_telemetry.settings.problems import TOKEN_ENV as TOKEN_ENV  # named here by the callers
+from dx_lsp_telemetry.settings.problems import (
     Namer,
     Problem,
     editor_name,
@@ -16,7 +16,7 @@ from dx_lsp_telemetry.problems import (
     problem,
     setting,
 )
-from dx_lsp_telemetry.settings import Settings, instance_url_fault, normalize_instance_url
+from dx_lsp_telemetry.settings.settings import Settings, instance_url_fault, normalize_instance_url
 
 Destination = Literal["dx", "outbox", "off"]
 #: what an HTTP header can carry of a bearer token: visible ASCII, no spaces

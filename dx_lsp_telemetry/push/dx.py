@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from dx_lsp_telemetry import __version__
-from dx_lsp_telemetry.logs import scrub_secret
-from dx_lsp_telemetry.outcomes import Outcome, PushResult
-from dx_lsp_telemetry.settings import instance_url_problem, is_loopback_host
+from dx_lsp_telemetry.push.outcomes import Outcome, PushResult
+from dx_lsp_telemetry.settings.settings import instance_url_problem, is_loopback_host
+from dx_lsp_telemetry.util.logs import scrub_secret
 
 PUSH_PATH = "/api/aiToolMetrics.push"
 MAX_RETRY_AFTER = 3600.0

@@ -15,10 +15,10 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from dx_lsp_telemetry.days import format_ts, parse_ts
-from dx_lsp_telemetry.ledger import write_all
-from dx_lsp_telemetry.private import open_private, private_dir
-from dx_lsp_telemetry.settings import normalize_instance_url
+from dx_lsp_telemetry.ledger.ledger import write_all
+from dx_lsp_telemetry.settings.days import format_ts, parse_ts
+from dx_lsp_telemetry.settings.settings import normalize_instance_url
+from dx_lsp_telemetry.util.private import open_private, private_dir
 
 log = logging.getLogger(__name__)
 

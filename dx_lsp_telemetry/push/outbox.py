@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from dx_lsp_telemetry.private import create_private_text, private_dir
+from dx_lsp_telemetry.util.private import create_private_text, private_dir
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 

@@ -16,22 +16,22 @@ from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock, Timeout
 
-from dx_lsp_telemetry.config import PushTarget, push_problems, push_target
-from dx_lsp_telemetry.daybook import read_day, refreshed_window
-from dx_lsp_telemetry.days import format_ts, is_complete, utc_dates_overlapping, utc_now
-from dx_lsp_telemetry.journal import Journal, JournalEntry
-from dx_lsp_telemetry.ledger import fsync_path, ledger_path
-from dx_lsp_telemetry.ledger_index import LedgerIndex
-from dx_lsp_telemetry.outbox import write_record
-from dx_lsp_telemetry.outcomes import Outcome, PushResult
-from dx_lsp_telemetry.paths import DataPaths
-from dx_lsp_telemetry.private import FILE_MODE, private_dir
-from dx_lsp_telemetry.problems import Namer, Problem, problem, setting
-from dx_lsp_telemetry.settings import Settings
-from dx_lsp_telemetry.summary import ToolDay, build_record, record_hash
+from dx_lsp_telemetry.ledger.daybook import read_day, refreshed_window
+from dx_lsp_telemetry.ledger.ledger import fsync_path, ledger_path
+from dx_lsp_telemetry.ledger.ledger_index import LedgerIndex
+from dx_lsp_telemetry.ledger.paths import DataPaths
+from dx_lsp_telemetry.push.config import PushTarget, push_problems, push_target
+from dx_lsp_telemetry.push.journal import Journal, JournalEntry
+from dx_lsp_telemetry.push.outbox import write_record
+from dx_lsp_telemetry.push.outcomes import Outcome, PushResult
+from dx_lsp_telemetry.record.summary import ToolDay, build_record, record_hash
+from dx_lsp_telemetry.settings.days import format_ts, is_complete, utc_dates_overlapping, utc_now
+from dx_lsp_telemetry.settings.problems import Namer, Problem, problem, setting
+from dx_lsp_telemetry.settings.settings import Settings
+from dx_lsp_telemetry.util.private import FILE_MODE, private_dir
 
 if TYPE_CHECKING:
-    from dx_lsp_telemetry.dx import DxClient
+    from dx_lsp_telemetry.push.dx import DxClient
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ ClientFactory = Callable[[str, str], "DxClient"]
 
 
 def _dx_client(instance_url: str, token: str) -> DxClient:
-    from dx_lsp_telemetry.dx import DxClient  # httpx only in a process that pushes to DX
+    from dx_lsp_telemetry.push.dx import DxClient  # httpx only in a process that pushes to DX
 
     return DxClient(instance_url, token)
 

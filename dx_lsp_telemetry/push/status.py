@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from dx_lsp_telemetry import __version__
-from dx_lsp_telemetry.config import blocking_problems, destination_of, push_target
-from dx_lsp_telemetry.daybook import late_totals, read_day
-from dx_lsp_telemetry.days import window_days
-from dx_lsp_telemetry.journal import Journal, JournalEntry
-from dx_lsp_telemetry.ledger import LedgerError
-from dx_lsp_telemetry.ledger_index import LedgerIndex
-from dx_lsp_telemetry.problems import Namer, editor_name
-from dx_lsp_telemetry.settings import Settings
-from dx_lsp_telemetry.summary import Totals
+from dx_lsp_telemetry.ledger.daybook import late_totals, read_day
+from dx_lsp_telemetry.ledger.ledger import LedgerError
+from dx_lsp_telemetry.ledger.ledger_index import LedgerIndex
+from dx_lsp_telemetry.push.config import blocking_problems, destination_of, push_target
+from dx_lsp_telemetry.push.journal import Journal, JournalEntry
+from dx_lsp_telemetry.record.summary import Totals
+from dx_lsp_telemetry.settings.days import window_days
+from dx_lsp_telemetry.settings.problems import Namer, editor_name
+from dx_lsp_telemetry.settings.settings import Settings
 
 #: how a status problem begins when the ledger could not be read at all (the CLI exits 1)
 LEDGER_UNREADABLE = "the ledger cannot be read: "

@@ -16,9 +16,15 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from dx_lsp_telemetry.days import DayBoundary, day_of, format_ts, parse_ts, utc_dates_overlapping
-from dx_lsp_telemetry.problems import Namer, Term, event_field, problem, setting
-from dx_lsp_telemetry.shown import is_unicode, show
+from dx_lsp_telemetry.settings.days import (
+    DayBoundary,
+    day_of,
+    format_ts,
+    parse_ts,
+    utc_dates_overlapping,
+)
+from dx_lsp_telemetry.settings.problems import Namer, Term, event_field, problem, setting
+from dx_lsp_telemetry.util.shown import is_unicode, show
 
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens")
 MAX_TOKENS = 10**12

@@ -10,7 +10,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 from typing import Any
 
-from dx_lsp_telemetry.events import TOKEN_FIELDS, UsageEvent, decimal_to_json
+from dx_lsp_telemetry.record.events import TOKEN_FIELDS, UsageEvent, decimal_to_json
 
 #: Enough digits that no sum of accepted values is ever rounded: a float's shortest repr has
 #: no digit above 10^308 or below 10^-324, so even 10^60 of them sum exactly in 700 digits.

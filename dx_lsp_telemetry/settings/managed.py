@@ -19,8 +19,14 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from dx_lsp_telemetry.settings import SECTION, ParsedSettings, Settings, lookup, parse_settings
-from dx_lsp_telemetry.shown import is_unicode, show
+from dx_lsp_telemetry.settings.settings import (
+    SECTION,
+    ParsedSettings,
+    Settings,
+    lookup,
+    parse_settings,
+)
+from dx_lsp_telemetry.util.shown import is_unicode, show
 
 #: the one extension-side key: the extension reads it itself, before any sidecar runs
 INTERPRETER = "python.interpreter"

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 from xml.parsers.expat import ExpatError
 
-from dx_lsp_telemetry.managed import LEAVES, Found, Source, entries_of
-from dx_lsp_telemetry.shown import show
+from dx_lsp_telemetry.settings.managed import LEAVES, Found, Source, entries_of
+from dx_lsp_telemetry.util.shown import show
 
 APP = "dx-lsp-telemetry"
 #: the macOS preferences domain and the Windows key's vendor/product: the extension's id

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from dx_lsp_telemetry.settings import SECTION
+from dx_lsp_telemetry.settings.settings import SECTION
 
 TOKEN_ENV = "DX_DATA_CLOUD_TOKEN"
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from dx_lsp_telemetry.days import DayBoundary
-from dx_lsp_telemetry.shown import is_unicode, show
+from dx_lsp_telemetry.settings.days import DayBoundary
+from dx_lsp_telemetry.util.shown import is_unicode, show
 
 SECTION = "dxTelemetry"
 

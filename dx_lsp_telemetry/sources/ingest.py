@@ -20,14 +20,14 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from dx_lsp_telemetry.days import format_ts, utc_now
-from dx_lsp_telemetry.events import MAX_FUTURE, MAX_TOKENS, UsageEvent, to_decimal
-from dx_lsp_telemetry.ledger import LedgerWriter
-from dx_lsp_telemetry.paths import DataPaths
-from dx_lsp_telemetry.private import FILE_MODE, private_dir
+from dx_lsp_telemetry.ledger.ledger import LedgerWriter
+from dx_lsp_telemetry.ledger.paths import DataPaths
+from dx_lsp_telemetry.record.events import MAX_FUTURE, MAX_TOKENS, UsageEvent, to_decimal
+from dx_lsp_telemetry.settings.days import format_ts, utc_now
 from dx_lsp_telemetry.sources import pricing
 from dx_lsp_telemetry.sources.base import FileState, HeldIds, Source, SourceRecord
 from dx_lsp_telemetry.sources.checkpoints import Checkpoints
+from dx_lsp_telemetry.util.private import FILE_MODE, private_dir
 
 log = logging.getLogger(__name__)
 

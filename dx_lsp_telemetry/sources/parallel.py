@@ -26,7 +26,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dx_lsp_telemetry.ledger import LedgerWriter
+from dx_lsp_telemetry.ledger.ledger import LedgerWriter
 from dx_lsp_telemetry.sources import pricing
 from dx_lsp_telemetry.sources.base import FileState, Source
 from dx_lsp_telemetry.sources.ingest import FileReader, IngestOptions, ScanStats
