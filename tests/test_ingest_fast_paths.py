@@ -28,7 +28,7 @@ from dx_lsp_telemetry.settings.days import parse_ts
 from dx_lsp_telemetry.sources import claude_code, tail
 from dx_lsp_telemetry.sources.base import SourceRecord
 from dx_lsp_telemetry.sources.claude_code import ClaudeCode
-from dx_lsp_telemetry.sources.ingest import IngestOptions, LedgerLines, to_event
+from dx_lsp_telemetry.sources.reading import IngestOptions, LedgerLines, to_event
 
 SONNET = "claude-sonnet-4-20250514"
 RECORDED_AT = re.compile(rb',"recorded_at":"[^"]*"')

@@ -6,6 +6,9 @@ import json
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+# `plural` is the CLI's word for a count too: shared with the sources, so kept below them
+from dx_lsp_telemetry.util.shown import plural as plural
+
 BAR_WIDTH = 30
 
 
@@ -16,10 +19,6 @@ def tokens_of(totals: dict[str, Any]) -> int:
         + totals["cache_write_tokens"]
         + totals["cache_read_tokens"]
     )
-
-
-def plural(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def money(cents: float) -> str:

@@ -75,3 +75,8 @@ def is_unicode(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def plural(n: int, noun: str) -> str:
+    """`1 file`, `2 files`: a count with its noun (the CLI's words, and the sources' summaries)."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
