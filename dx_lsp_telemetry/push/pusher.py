@@ -10,7 +10,7 @@ import logging
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -24,74 +24,27 @@ from dx_lsp_telemetry.push.config import PushTarget, push_problems, push_target
 from dx_lsp_telemetry.push.journal import Journal, JournalEntry
 from dx_lsp_telemetry.push.outbox import write_record
 from dx_lsp_telemetry.push.outcomes import Outcome, PushResult
-from dx_lsp_telemetry.record.summary import ToolDay, build_record, record_hash
+from dx_lsp_telemetry.record.summary import ToolDay, build_record
 from dx_lsp_telemetry.settings.days import format_ts, is_complete, utc_dates_overlapping, utc_now
-from dx_lsp_telemetry.settings.problems import Namer, Problem, problem, setting
+from dx_lsp_telemetry.settings.problems import problem, setting
 from dx_lsp_telemetry.settings.settings import Settings
 from dx_lsp_telemetry.util.private import FILE_MODE, private_dir
 
 if TYPE_CHECKING:
     from dx_lsp_telemetry.push.dx import DxClient
+# the cycle's vocabulary, as its callers (the app, the server, the CLI) import it from here
+from dx_lsp_telemetry.push.reports import ConfigurationError as ConfigurationError
+from dx_lsp_telemetry.push.reports import CycleReport as CycleReport
+from dx_lsp_telemetry.push.reports import DueRecord
+from dx_lsp_telemetry.push.reports import NotAllowed as NotAllowed
+from dx_lsp_telemetry.push.reports import PushBusy as PushBusy
+from dx_lsp_telemetry.push.reports import PushError as PushError
 
 log = logging.getLogger(__name__)
 
 MANUAL_LOCK_WAIT = 10.0
 RETRY_BASE_SECONDS = 60.0
 RETRY_CAP_SECONDS = 3600.0
-
-
-class PushError(Exception):
-    """A push command that cannot be done as asked; the message says why."""
-
-
-class ConfigurationError(PushError):
-    """The settings or the token stop every push; `str()` in the editor's words."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("; ".join(map(str, problems)))
-        self.problems = problems
-
-    def render(self, namer: Namer) -> str:
-        return "; ".join(p.render(namer) for p in self.problems)
-
-
-class NotAllowed(PushError):
-    """A resend or mark-pushed that the day's state does not allow: bad usage, not a failure."""
-
-
-class PushBusy(PushError):
-    """Another window or the CLI holds the push lock."""
-
-
-@dataclass
-class CycleReport:
-    pushed: list[dict[str, str]] = field(default_factory=list)
-    failed: list[dict[str, str]] = field(default_factory=list)
-    unconfirmed: list[dict[str, str]] = field(default_factory=list)
-    #: DX looked unwell (ambiguous answer): the rest of the days wait for a later cycle
-    stopped_early: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {"pushed": self.pushed, "failed": self.failed, "unconfirmed": self.unconfirmed}
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and not self.unconfirmed
-
-
-@dataclass(frozen=True)
-class DueRecord:
-    day: date
-    tool: str
-    record: dict[str, Any]
-    cover: dict[str, int]
-    previous: JournalEntry | None
-    #: the day's TOTALS as sent (fractional spend), so status shows what DX holds
-    totals: dict[str, Any]
-
-    @property
-    def hash(self) -> str:
-        return record_hash(self.record)
 
 
 ClientFactory = Callable[[str, str], "DxClient"]
