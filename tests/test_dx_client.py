@@ -27,7 +27,8 @@ from dx_lsp_telemetry.push.dx import (
     Outcome,
     PushResult,
 )
-from dx_lsp_telemetry.settings.settings import Settings, instance_url_problem
+from dx_lsp_telemetry.settings.instance_url import instance_url_problem
+from dx_lsp_telemetry.settings.settings import Settings
 from tests.fake_dx import FakeDx, Script
 from tests.harness import TEST_TOKEN, date_ago
 

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from dx_lsp_telemetry.settings.instance_url import instance_url_fault, normalize_instance_url
 from dx_lsp_telemetry.settings.problems import TOKEN_ENV as TOKEN_ENV  # named here by the callers
 from dx_lsp_telemetry.settings.problems import (
     Namer,
@@ -16,7 +17,7 @@ from dx_lsp_telemetry.settings.problems import (
     problem,
     setting,
 )
-from dx_lsp_telemetry.settings.settings import Settings, instance_url_fault, normalize_instance_url
+from dx_lsp_telemetry.settings.settings import Settings
 
 Destination = Literal["dx", "outbox", "off"]
 #: what an HTTP header can carry of a bearer token: visible ASCII, no spaces

@@ -19,7 +19,7 @@ import httpx
 
 from dx_lsp_telemetry import __version__
 from dx_lsp_telemetry.push.outcomes import Outcome, PushResult
-from dx_lsp_telemetry.settings.settings import instance_url_problem, is_loopback_host
+from dx_lsp_telemetry.settings.instance_url import instance_url_problem, is_loopback_host
 from dx_lsp_telemetry.util.logs import scrub_secret
 
 PUSH_PATH = "/api/aiToolMetrics.push"

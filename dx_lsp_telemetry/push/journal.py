@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from dx_lsp_telemetry.ledger.ledger import write_all
 from dx_lsp_telemetry.settings.days import format_ts, parse_ts
-from dx_lsp_telemetry.settings.settings import normalize_instance_url
+from dx_lsp_telemetry.settings.instance_url import normalize_instance_url
 from dx_lsp_telemetry.util.private import open_private, private_dir
 
 log = logging.getLogger(__name__)
