@@ -3,8 +3,10 @@
 
 import * as vscode from 'vscode';
 import type { SidecarController } from './client';
+import { CLI_NAME } from './cliLauncher';
 import type { ReportPanel } from './report';
 import { TokenStore, validateToken } from './secrets';
+import type { TerminalCli } from './terminalCli';
 import { DayEntry, DxStatus, FLUSH_NOW, FlushResult, MARK_PUSHED, RESEND_DAY, UsageEvent } from './types';
 
 const EXECUTE_COMMAND = 'workspace/executeCommand';
@@ -14,6 +16,7 @@ export interface CommandDeps {
   tokens: TokenStore;
   report: ReportPanel;
   channel: vscode.LogOutputChannel;
+  terminalCli: Pick<TerminalCli, 'problemNow'>;
   lastStatus: () => DxStatus | undefined;
 }
 
@@ -51,6 +54,19 @@ export function registerCommands(context: vscode.ExtensionContext, deps: Command
   reg('dxTelemetry.showUsage', () => userAction(() => deps.report.show()));
 
   reg('dxTelemetry.showLog', () => deps.channel.show(true));
+
+  reg('dxTelemetry.openUsageInTerminal', () =>
+    userAction(async () => {
+      const problem = await deps.terminalCli.problemNow();
+      if (problem) {
+        throw new Error(`terminals have no ${CLI_NAME}: ${problem}`);
+      }
+      // a new terminal each time: one the user has typed in may be running something
+      const terminal = vscode.window.createTerminal({ name: 'DX Telemetry' });
+      terminal.show();
+      terminal.sendText(`${CLI_NAME} report`);
+    }),
+  );
 
   reg('dxTelemetry.flushNow', () =>
     userAction(async () => {

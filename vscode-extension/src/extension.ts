@@ -3,13 +3,14 @@
 // is DX Telemetry Remote Reader under another id (reader.ts); placement.ts says what each does.
 
 import { execFile } from 'child_process';
+import * as path from 'path';
 import * as vscode from 'vscode';
 import { SidecarController } from './client';
 import { registerCommands } from './commands';
 import { registerConnectCommands } from './connect';
 import { findEditorPython } from './editorPython';
 import { createLanguageConnection, traceLevelOf } from './languageClient';
-import { Launch, LaunchProblem, sidecarLaunch } from './launch';
+import { Launch, LaunchProblem, bundledLibs, sidecarLaunch } from './launch';
 import { Redactor, channelLogger, redactingChannel } from './log';
 import { MAIN_ID, PlacementFacts, READER_ID, place, remoteLine } from './placement';
 import { ReaderHandle, activateReader } from './reader';
@@ -19,6 +20,7 @@ import { REPORT_DAYS } from './reportView';
 import { TokenStore } from './secrets';
 import { classifyChange, contributedKeys, sectionSnapshot, workspaceOverrides } from './settings';
 import { StatusBar, tokenRejected } from './status';
+import { TerminalCli, terminalsAway } from './terminalCli';
 import { DxReport, DxStatus, DxTelemetryApi } from './types';
 
 let controller: SidecarController | undefined;
@@ -63,9 +65,19 @@ export function activate(context: vscode.ExtensionContext): DxTelemetryApi | und
   let lastLaunch: Launch | undefined;
   let launchProblem: string | undefined;
   let tokenRejectionShown = false;
+  const facts = placementFacts(context, 'main');
+  const terminalCli = new TerminalCli({
+    collection: context.environmentVariableCollection,
+    binDir: path.join(context.globalStorageUri.fsPath, 'bin'),
+    libs: bundledLibs(context.extensionPath),
+    extensionVersion: String(context.extension.packageJSON.version),
+    away: terminalsAway(facts.remoteName, facts.runsOn),
+    log,
+  });
 
   const resolveLaunch = async (): Promise<Launch | LaunchProblem> => {
     const python = await findEditorPython(inspect, log);
+    terminalCli.update(python, process.env); // before the token: the terminals never get it
     if ('problem' in python) {
       launchProblem = python.problem;
       return python;
@@ -132,11 +144,11 @@ export function activate(context: vscode.ExtensionContext): DxTelemetryApi | und
     }),
   );
 
-  registerCommands(context, { controller: sidecar, tokens, report, channel, lastStatus: () => statusBar.lastStatus });
+  registerCommands(context, { controller: sidecar, tokens, report, channel, terminalCli, lastStatus: () => statusBar.lastStatus });
   registerConnectCommands(context, log);
   registerRemoteBridge(context, sidecar, (remote) => statusBar.setNote('remote', remoteLine(remote)));
 
-  const placement = place(placementFacts(context, 'main'));
+  const placement = place(facts);
   statusBar.setNote('placement', placement.note);
   log.info(`DX Telemetry ${String(context.extension.packageJSON.version)} activated on VS Code ${vscode.version}`);
   noteIgnored();

@@ -9,9 +9,12 @@
 //      the status bar, the report, recordUsage, a crash restart, a live settings change, a clean
 //      shutdown;
 //   2. the token set the way a user does it: no DX_DATA_CLOUD_TOKEN anywhere, user settings with
-//      only email, tool and instanceUrl, python3 found on the PATH; the status bar warns and
+//      only email, tool and instanceUrl (and the DOM terminal renderer, to read the terminal),
+//      python3 found on the PATH; the status bar warns and
 //      nothing is pushed; "DX Telemetry: Set API Token" from the palette, typed into the password
-//      box; the sidecar restarts with it and yesterday arrives once; the token is in clear text in
+//      box; the sidecar restarts with it and yesterday arrives once; "Open Usage in Terminal":
+//      an integrated terminal runs `dx-lsp-telemetry report` (the extension's launcher on its
+//      PATH) and shows that day, pushed, with no token in the shell; the token is in clear text in
 //      no file, log or argv; it survives closing and reopening the editor (nothing is pushed
 //      twice); "Clear API Token" brings the warning back, with no fallback to any environment;
 //   3. "DX Telemetry: Connect AI Tools…" with a fake HOME holding a Claude Code settings.json: the
@@ -1018,6 +1021,57 @@ async function phaseEnvironmentToken(ctx: Ctx): Promise<void> {
   }
 }
 
+// -- the command line in an integrated terminal ------------------------------------------------------
+
+/** What the workbench's terminals show, row by row (xterm's DOM renderer: one element per row). */
+async function terminalRows(page: Page): Promise<string[]> {
+  const texts = await page.locator('.terminal-wrapper .xterm-rows').allInnerTexts();
+  return texts.join('\n').replace(/\u00a0/g, ' ').split('\n');
+}
+
+async function checkTerminalReport(ctx: Ctx, s: Scratch, page: Page, seedDate: string): Promise<void> {
+  const wrote = /terminals: dx-lsp-telemetry runs (.+) \(wrote .+ in (.+)\)$/m.exec(extensionLog(s.userData));
+  check('the log says which Python the terminals\' dx-lsp-telemetry runs, and where its launcher is', wrote?.[1] === ctx.barePython, wrote?.[0]);
+  const binDir = wrote?.[2] ?? '';
+  const launcher = fs.readFileSync(path.join(binDir, 'dx-lsp-telemetry'), 'utf8');
+  const libs = path.join(s.extensions, `${EXTENSION_ID}-0.1.0`, 'bundled', 'libs');
+  check(
+    `the launcher (${path.relative(s.root, binDir)}/dx-lsp-telemetry) runs that Python on the bundled libs, and holds no token`,
+    binDir.startsWith(s.userData) && launcher.includes(`python='${ctx.barePython}'`) && launcher.includes(`libs='${libs}'`) && !launcher.includes(SECRET_TOKEN),
+    launcher,
+  );
+
+  await runCommand(page, 'DX Telemetry: Open Usage in Terminal');
+  const rows = await waitFor(`the terminal to show ${seedDate}`, 60_000, async () => {
+    const r = await terminalRows(page);
+    return r.some((l) => l.includes(seedDate) && l.includes(SEED_TOOL)) ? r : undefined;
+  });
+  const typed = rows.find((l) => l.includes('dx-lsp-telemetry report')) ?? '';
+  const day = rows.find((l) => l.includes(seedDate) && l.includes(SEED_TOOL)) ?? '';
+  check(`an integrated terminal ran \`dx-lsp-telemetry report\` ("${typed.trim()}")`, typed !== '', rows.join('\n'));
+  check(`and shows the day the test recorded, pushed: "${day.replace(/\s+/g, ' ').trim()}"`, /\bpushed\b/.test(day) && day.includes('2,500'), rows.join('\n'));
+  // and the name is the launcher's, not some other dx-lsp-telemetry on the PATH: asked as a user would
+  await page.locator('.terminal-wrapper .xterm').first().click();
+  await page.keyboard.type('command -v dx-lsp-telemetry\n', { delay: 5 });
+  const resolved = await waitFor('the terminal to answer `command -v`', 30_000, async () => {
+    const text = (await terminalRows(page)).join(''); // a long path may wrap over rows
+    return text.includes(`${binDir}/dx-lsp-telemetry`) ? text : undefined;
+  }).catch(() => '');
+  check('in that terminal, `dx-lsp-telemetry` is the launcher', resolved !== '', (await terminalRows(page)).join('\n'));
+  const tab = await page.locator('.terminal-tabs-entry, .single-terminal-tab', { hasText: 'DX Telemetry' }).count();
+  check('the terminal is named "DX Telemetry"', tab > 0);
+
+  // the shell got the folder through the collection, and nothing of the token
+  const shells = ourProcesses(s.root).filter((p) => (p.env.PATH ?? '').split(':')[0] === binDir);
+  check(
+    `the terminal's shell has the launcher folder first on its PATH (${shells.map((p) => p.argv[0]).join(', ')}) and no ${TOKEN_ENV}`,
+    shells.length > 0 && shells.every((p) => !(TOKEN_ENV in p.env)),
+    shells.map((p) => `${p.pid} ${p.argv.join(' ')}`).join('; '),
+  );
+  const holders = ourProcesses(s.root).filter((p) => TOKEN_ENV in p.env && !isSidecar(p));
+  check(`no process but the sidecar has ${TOKEN_ENV} (terminal, pty host, extension host included)`, holders.length === 0, holders.map((p) => `${p.pid} ${p.argv.slice(0, 2).join(' ')}`).join('; '));
+}
+
 // -- phase 2: the token set by the user, in SecretStorage -------------------------------------------
 
 async function phaseSecretStorage(ctx: Ctx): Promise<void> {
@@ -1039,6 +1093,7 @@ async function phaseSecretStorage(ctx: Ctx): Promise<void> {
       'dxTelemetry.tool': 'e2e-tool',
       'dxTelemetry.instanceUrl': fakeDx.url,
       'dxTelemetry.flush.delaySeconds': 0, // test-only: push at once instead of within 10 minutes
+      'terminal.integrated.gpuAcceleration': 'off', // test-only: terminal text in the DOM, where it can be read
     };
     const settingsFile = path.join(s.userData, 'User', 'settings.json');
     fs.writeFileSync(settingsFile, JSON.stringify(userSettings, null, 2));
@@ -1121,6 +1176,11 @@ async function phaseSecretStorage(ctx: Ctx): Promise<void> {
     );
     const userDataFiles = filesContaining(s.userData, SECRET_TOKEN);
     check(`the token is in no file under the user-data-dir (${userDataFiles.scanned} files: settings, logs, state)`, userDataFiles.hits.length === 0, userDataFiles.hits.join(', '));
+
+    // 4b. The command line in an integrated terminal, as the acceptance asks: "DX Telemetry: Open
+    //     Usage in Terminal" types `dx-lsp-telemetry report` into a new terminal; what the
+    //     terminal shows is read from its rows (the DOM renderer), and must hold the pushed day.
+    await checkTerminalReport(ctx, s, page, seedDate);
 
     // 5. The next day: the editor is closed and opened again (code-server and the browser, the
     //    same profile and origin). While it is closed the token is stored on disk (code-server
@@ -1399,6 +1459,17 @@ async function phaseNoPython(ctx: Ctx): Promise<void> {
       log.slice(-3000),
     );
     check('no sidecar was started', !ourProcesses(s.root).some(isSidecar));
+
+    // no Python, no command line in the terminals: Open Usage in Terminal says why, opens none
+    await runCommand(page, 'DX Telemetry: Open Usage in Terminal');
+    const refusal = await waitFor('the reason there is no dx-lsp-telemetry', 30_000, async () =>
+      (await page.locator('.notifications-toasts').allInnerTexts()).find((t) => t.includes('terminals have no dx-lsp-telemetry')),
+    );
+    check(
+      `Open Usage in Terminal says why there is no command line ("${refusal.split('\n')[0].slice(0, 90)}…"), and opens no terminal`,
+      refusal.includes('no Python was found') && (await page.locator('.terminal-wrapper').count()) === 0,
+      refusal,
+    );
 
     await wb.close();
     wb = undefined;

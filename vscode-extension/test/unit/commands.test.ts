@@ -26,6 +26,7 @@ describe('commands', () => {
       tokens: {} as TokenStore,
       report: {} as ReportPanel,
       channel: {} as vscode.LogOutputChannel,
+      terminalCli: { problemNow: () => Promise.resolve(undefined) },
       lastStatus: () => undefined,
     });
     assert.deepStrictEqual(
@@ -35,6 +36,7 @@ describe('commands', () => {
         'dxTelemetry.flushNow',
         'dxTelemetry.markPushed',
         'dxTelemetry.openDataFolder',
+        'dxTelemetry.openUsageInTerminal',
         'dxTelemetry.recordUsage',
         'dxTelemetry.resendDay',
         'dxTelemetry.setApiToken',
@@ -47,6 +49,31 @@ describe('commands', () => {
     await assert.rejects(commands.executeCommand('dxTelemetry.recordUsage', { input_tokens: -1 }), /input_tokens/);
     assert.deepStrictEqual(recorded.messages, [], 'a programmatic call never shows a message');
     assert.strictEqual(calls.length, 2);
+  });
+
+  it('Open Usage in Terminal types `dx-lsp-telemetry report` into a new terminal, or says why it cannot', async () => {
+    const context = () => ({ subscriptions: [] as vscode.Disposable[] }) as unknown as vscode.ExtensionContext;
+    const deps = (problem: string | undefined) => ({
+      controller: {} as SidecarController,
+      tokens: {} as TokenStore,
+      report: {} as ReportPanel,
+      channel: {} as vscode.LogOutputChannel,
+      terminalCli: { problemNow: () => Promise.resolve(problem) },
+      lastStatus: () => undefined,
+    });
+    recorded.reset();
+    registerCommands(context(), deps(undefined));
+    await commands.executeCommand('dxTelemetry.openUsageInTerminal');
+    assert.strictEqual(recorded.terminals.length, 1);
+    assert.deepStrictEqual(recorded.terminals[0].sent, ['dx-lsp-telemetry report']);
+    assert.ok(recorded.terminals[0].shown);
+    assert.deepStrictEqual(recorded.messages, []);
+
+    recorded.reset();
+    registerCommands(context(), deps('no Python was found (install one)'));
+    await commands.executeCommand('dxTelemetry.openUsageInTerminal');
+    assert.strictEqual(recorded.terminals.length, 0, 'no terminal where the command would not be found');
+    assert.deepStrictEqual(recorded.messages, [{ kind: 'error', text: 'DX Telemetry: terminals have no dx-lsp-telemetry: no Python was found (install one)' }]);
   });
 
   it('summarises a flush and offers only the days that need a decision', () => {

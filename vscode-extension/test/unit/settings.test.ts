@@ -290,6 +290,7 @@ describe('package.json contributions', () => {
       'dxTelemetry.flushNow',
       'dxTelemetry.markPushed',
       'dxTelemetry.openDataFolder',
+      'dxTelemetry.openUsageInTerminal',
       'dxTelemetry.recordUsage',
       'dxTelemetry.resendDay',
       'dxTelemetry.setApiToken',
