@@ -369,7 +369,7 @@ async def append_run(history: History, appends: int, scratch: Path, seed: int) -
     from lsprotocol import types
     from pygls.lsp.client import LanguageClient
 
-    from dx_lsp_telemetry.server import raw_json_converter
+    from dx_lsp_telemetry.lsp.server import raw_json_converter
 
     home = Path(tempfile.mkdtemp(prefix="dx-sidecar-", dir=scratch))
     env = clean_env(DX_TELEMETRY_HOME=str(home / "dx"), HOME=str(home), PYTHONUNBUFFERED="1")

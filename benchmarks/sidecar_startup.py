@@ -17,7 +17,7 @@ from pathlib import Path
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
-from dx_lsp_telemetry.server import raw_json_converter
+from dx_lsp_telemetry.lsp.server import raw_json_converter
 
 
 def rss_kib(pid: int) -> int:

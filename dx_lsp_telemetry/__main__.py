@@ -1,5 +1,5 @@
 import sys
 
-from dx_lsp_telemetry.cli import main
+from dx_lsp_telemetry.cli.main import main
 
 sys.exit(main())

@@ -19,7 +19,7 @@ from lsprotocol import types
 from pytest_lsp import LanguageClient
 from pytest_lsp.client import register_lsp_features
 
-from dx_lsp_telemetry.server import raw_json_converter
+from dx_lsp_telemetry.lsp.server import raw_json_converter
 
 STATUS_CHANGED = "dxTelemetry/statusChanged"
 TEST_TOKEN = "test-token-d41d8cd98f00"

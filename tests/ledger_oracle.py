@@ -10,9 +10,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from dx_lsp_telemetry.days import parse_ts
-from dx_lsp_telemetry.events import UsageEvent, from_ledger
-from dx_lsp_telemetry.summary import Totals
+from dx_lsp_telemetry.record.events import UsageEvent, from_ledger
+from dx_lsp_telemetry.record.summary import Totals
+from dx_lsp_telemetry.settings.days import parse_ts
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import socket
 from datetime import datetime, timezone
 from typing import Any
 
-from dx_lsp_telemetry.days import format_ts
+from dx_lsp_telemetry.settings.days import format_ts
 
 #: prompt text and tool output the tools put in their events (never to be stored)
 SECRET_PROMPT = "refactor the payroll module of Project Nightingale"

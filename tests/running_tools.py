@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from dx_lsp_telemetry.paths import DataPaths
+from dx_lsp_telemetry.ledger.paths import DataPaths
 from dx_lsp_telemetry.sources.base import Source
 from dx_lsp_telemetry.sources.ingest import IngestOptions, Ingestor, ScanStats
 from tests.source_logs import Tally, ledger_tallies

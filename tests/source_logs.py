@@ -15,12 +15,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from dx_lsp_telemetry.paths import DataPaths
-from dx_lsp_telemetry.settings import parse_settings
+from dx_lsp_telemetry.ledger.paths import DataPaths
+from dx_lsp_telemetry.record.summary import Totals
+from dx_lsp_telemetry.settings.settings import parse_settings
 from dx_lsp_telemetry.sources.base import Source
 from dx_lsp_telemetry.sources.ingest import Ingestor
 from dx_lsp_telemetry.sources.runner import make_ingestor
-from dx_lsp_telemetry.summary import Totals
 from tests.ledger_oracle import totals_by_day, winners
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from dx_lsp_telemetry import __version__
-from dx_lsp_telemetry.config import blocking_problems
-from dx_lsp_telemetry.settings import Settings, parse_settings
+from dx_lsp_telemetry.push.config import blocking_problems
+from dx_lsp_telemetry.settings.settings import Settings, parse_settings
 from tests.fake_dx import FakeDx, Script
 from tests.harness import (
     TEST_TOKEN,

@@ -24,10 +24,10 @@ from typing import Any
 
 import pytest
 
-from dx_lsp_telemetry.cli_args import EXITS, Grammar
-from dx_lsp_telemetry.cli_common import CliNamer
-from dx_lsp_telemetry.config import blocking_problems
-from dx_lsp_telemetry.settings import Settings
+from dx_lsp_telemetry.cli.args import EXITS, Grammar
+from dx_lsp_telemetry.cli.common import CliNamer
+from dx_lsp_telemetry.push.config import blocking_problems
+from dx_lsp_telemetry.settings.settings import Settings
 from tests.fake_dx import FakeDx, Script
 from tests.harness import TEST_TOKEN, date_ago, days_ago, run_cli, sidecar_env
 from tests.source_logs import claude_assistant, claude_usage, day_start, write_lines

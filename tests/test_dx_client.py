@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from dx_lsp_telemetry.config import blocking_problems
-from dx_lsp_telemetry.dx import (
+from dx_lsp_telemetry.push.config import blocking_problems
+from dx_lsp_telemetry.push.dx import (
     ANSWER_CAP,
     MAX_RETRY_AFTER,
     PUSH_PATH,
@@ -27,7 +27,8 @@ from dx_lsp_telemetry.dx import (
     Outcome,
     PushResult,
 )
-from dx_lsp_telemetry.settings import Settings, instance_url_problem
+from dx_lsp_telemetry.settings.instance_url import instance_url_problem
+from dx_lsp_telemetry.settings.settings import Settings
 from tests.fake_dx import FakeDx, Script
 from tests.harness import TEST_TOKEN, date_ago
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from dx_lsp_telemetry.events import UsageEvent
-from dx_lsp_telemetry.forward import MAX_READ, Forwarding, load_cursor
-from dx_lsp_telemetry.ledger import LedgerWriter, ledger_path
-from dx_lsp_telemetry.paths import DataPaths
+from dx_lsp_telemetry.app.forward import MAX_READ, Forwarding, load_cursor
+from dx_lsp_telemetry.ledger.ledger import LedgerWriter, ledger_path
+from dx_lsp_telemetry.ledger.paths import DataPaths
+from dx_lsp_telemetry.record.events import UsageEvent
 
 TODAY = datetime.now(timezone.utc).date()
 DAYS = [TODAY - timedelta(days=2), TODAY - timedelta(days=1), TODAY]

@@ -22,13 +22,13 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from dx_lsp_telemetry.days import parse_ts
-from dx_lsp_telemetry.events import MAX_TOKENS
-from dx_lsp_telemetry.ledger import LedgerWriter, UsageLine, complete_lines, parse_line
+from dx_lsp_telemetry.ledger.ledger import LedgerWriter, UsageLine, complete_lines, parse_line
+from dx_lsp_telemetry.record.events import MAX_TOKENS
+from dx_lsp_telemetry.settings.days import parse_ts
 from dx_lsp_telemetry.sources import claude_code, tail
 from dx_lsp_telemetry.sources.base import SourceRecord
 from dx_lsp_telemetry.sources.claude_code import ClaudeCode
-from dx_lsp_telemetry.sources.ingest import IngestOptions, LedgerLines, to_event
+from dx_lsp_telemetry.sources.reading import IngestOptions, LedgerLines, to_event
 
 SONNET = "claude-sonnet-4-20250514"
 RECORDED_AT = re.compile(rb',"recorded_at":"[^"]*"')

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from dx_lsp_telemetry.managed import (
+from dx_lsp_telemetry.settings.managed import (
     LEAVES,
     Found,
     ManagedConfig,
@@ -24,7 +24,7 @@ from dx_lsp_telemetry.managed import (
     apply_managed,
     entries_of,
 )
-from dx_lsp_telemetry.managed_sources import (
+from dx_lsp_telemetry.settings.managed_sources import (
     REG_BINARY,
     REG_DWORD,
     REG_EXPAND_SZ,
@@ -36,7 +36,7 @@ from dx_lsp_telemetry.managed_sources import (
     machine_sources,
     registry_entries,
 )
-from dx_lsp_telemetry.settings import parse_settings
+from dx_lsp_telemetry.settings.settings import parse_settings
 
 SECRET = "sekrit-0123456789"
 

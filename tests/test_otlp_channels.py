@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from dx_lsp_telemetry.days import format_ts, utc_now
 from dx_lsp_telemetry.otlp import ids
+from dx_lsp_telemetry.settings.days import format_ts, utc_now
 from dx_lsp_telemetry.sources.base import HeldIds, SourceRecord
 from dx_lsp_telemetry.sources.claude_code import ClaudeCode
 from dx_lsp_telemetry.sources.claude_keys import KEYS_FILE, key_epoch, legacy_key, side_key

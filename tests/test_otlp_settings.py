@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from dx_lsp_telemetry.otlp.receiver import is_loopback_host_header
-from dx_lsp_telemetry.settings import OtlpSettings, parse_settings
+from dx_lsp_telemetry.settings.settings import OtlpSettings, parse_settings
 
 
 def test_the_defaults_are_off_on_4319_with_the_services_own_names() -> None:

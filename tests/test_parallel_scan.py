@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from dx_lsp_telemetry.ledger import LedgerError, LedgerWriter
+from dx_lsp_telemetry.ledger.ledger import LedgerError, LedgerWriter
 from dx_lsp_telemetry.sources import parallel
 from dx_lsp_telemetry.sources.claude_code import ClaudeCode
 from dx_lsp_telemetry.sources.ingest import ScanStats

@@ -24,25 +24,25 @@ import httpx
 import pytest
 from filelock import FileLock
 
-from dx_lsp_telemetry.config import journal_destination
-from dx_lsp_telemetry.days import format_ts
-from dx_lsp_telemetry.dx import PUSH_PATH, DxClient
-from dx_lsp_telemetry.events import EventRules, validate_event
-from dx_lsp_telemetry.journal import Journal, JournalEntry
-from dx_lsp_telemetry.ledger import LedgerWriter
-from dx_lsp_telemetry.ledger_index import LedgerIndex
-from dx_lsp_telemetry.paths import DataPaths
-from dx_lsp_telemetry.pusher import (
+from dx_lsp_telemetry.ledger.ledger import LedgerWriter
+from dx_lsp_telemetry.ledger.ledger_index import LedgerIndex
+from dx_lsp_telemetry.ledger.paths import DataPaths
+from dx_lsp_telemetry.ledger.recorder import record_event
+from dx_lsp_telemetry.push.config import journal_destination
+from dx_lsp_telemetry.push.dx import PUSH_PATH, DxClient
+from dx_lsp_telemetry.push.journal import Journal, JournalEntry
+from dx_lsp_telemetry.push.pusher import (
     ConfigurationError,
     CycleReport,
     NotAllowed,
     PushBusy,
     Pusher,
 )
-from dx_lsp_telemetry.recorder import record_event
-from dx_lsp_telemetry.settings import Settings, parse_settings
-from dx_lsp_telemetry.status import StatusInputs, build_status
-from dx_lsp_telemetry.summary import record_hash
+from dx_lsp_telemetry.push.status import StatusInputs, build_status
+from dx_lsp_telemetry.record.events import EventRules, validate_event
+from dx_lsp_telemetry.record.summary import record_hash
+from dx_lsp_telemetry.settings.days import format_ts
+from dx_lsp_telemetry.settings.settings import Settings, parse_settings
 from tests.fake_dx import FakeDx, Script
 from tests.harness import TEST_TOKEN
 
@@ -637,9 +637,9 @@ PUSH_SCRIPT = """
 import json, sys
 from datetime import datetime
 from pathlib import Path
-from dx_lsp_telemetry.paths import DataPaths
-from dx_lsp_telemetry.pusher import Pusher
-from dx_lsp_telemetry.settings import parse_settings
+from dx_lsp_telemetry.ledger.paths import DataPaths
+from dx_lsp_telemetry.push.pusher import Pusher
+from dx_lsp_telemetry.settings.settings import parse_settings
 
 home, url, now, token = sys.argv[1:5]
 section = {"email": "dev@example.com", "tool": "acme-ai", "instanceUrl": url}

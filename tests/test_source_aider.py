@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from dx_lsp_telemetry.paths import DataPaths
+from dx_lsp_telemetry.ledger.paths import DataPaths
 from dx_lsp_telemetry.sources.aider import Aider
 from dx_lsp_telemetry.sources.ingest import IngestOptions, Ingestor
 from tests.harness import cli_json, run_cli

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from dx_lsp_telemetry.paths import DataPaths
+from dx_lsp_telemetry.ledger.paths import DataPaths
 from dx_lsp_telemetry.sources.base import Source
 from dx_lsp_telemetry.sources.checkpoints import Checkpoints
 from dx_lsp_telemetry.sources.cline import Cline, KiloCode, RooCode, user_data_dirs

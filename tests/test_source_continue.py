@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import dx_lsp_telemetry.sources.continue_dev as continue_dev
-from dx_lsp_telemetry.paths import DataPaths
+from dx_lsp_telemetry.ledger.paths import DataPaths
 from dx_lsp_telemetry.sources.base import FileState
 from dx_lsp_telemetry.sources.continue_dev import Continue
 from dx_lsp_telemetry.sources.ingest import IngestOptions, Ingestor, ScanStats

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import dx_lsp_telemetry.sources.chat_session_doc as sdoc
-from dx_lsp_telemetry.paths import DataPaths
+from dx_lsp_telemetry.ledger.paths import DataPaths
 from dx_lsp_telemetry.sources.copilot_chat import CopilotChat, user_data_dirs
 from dx_lsp_telemetry.sources.ingest import IngestOptions, Ingestor, ScanStats
 from tests.copilot_chat_logs import (

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import dx_lsp_telemetry.sources.copilot_cli as copilot_cli
-from dx_lsp_telemetry.paths import DataPaths
+from dx_lsp_telemetry.ledger.paths import DataPaths
 from dx_lsp_telemetry.sources.copilot_cli import CopilotCli
 from dx_lsp_telemetry.sources.ingest import IngestOptions, Ingestor, ScanStats
 from tests.harness import cli_json, run_cli

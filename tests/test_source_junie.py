@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from dx_lsp_telemetry.paths import DataPaths
+from dx_lsp_telemetry.ledger.paths import DataPaths
 from dx_lsp_telemetry.sources.ingest import IngestOptions, Ingestor
 from dx_lsp_telemetry.sources.junie import Junie
 from tests.ledger_oracle import winners

@@ -26,7 +26,7 @@ from watchdog.events import (
     FileOpenedEvent,
 )
 
-from dx_lsp_telemetry.paths import DataPaths
+from dx_lsp_telemetry.ledger.paths import DataPaths
 from dx_lsp_telemetry.sources import opencode_db
 from dx_lsp_telemetry.sources.checkpoints import Checkpoints
 from dx_lsp_telemetry.sources.ingest import IngestOptions, Ingestor, ScanStats

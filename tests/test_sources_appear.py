@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from dx_lsp_telemetry.days import format_ts, utc_now
-from dx_lsp_telemetry.paths import DataPaths
-from dx_lsp_telemetry.settings import parse_settings
+from dx_lsp_telemetry.ledger.paths import DataPaths
+from dx_lsp_telemetry.settings.days import format_ts, utc_now
+from dx_lsp_telemetry.settings.settings import parse_settings
 from dx_lsp_telemetry.sources.watcher import (
     AWAIT_POLL_SECONDS,
     SCAN_INTERVAL_SECONDS,

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dx_lsp_telemetry.days import format_ts, utc_now
+from dx_lsp_telemetry.settings.days import format_ts, utc_now
 from tests.harness import BASE_SETTINGS, date_ago, days_ago, sidecar, until_async
 
 

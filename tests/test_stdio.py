@@ -7,8 +7,8 @@ from typing import Union
 
 import pytest
 
-from dx_lsp_telemetry import stdio
-from dx_lsp_telemetry.stdio import MAX_HEADER, MAX_MESSAGE, Frames, TooLarge
+from dx_lsp_telemetry.lsp import framing
+from dx_lsp_telemetry.lsp.stdio import MAX_HEADER, MAX_MESSAGE, Frames, TooLarge
 
 Item = Union[bytes, TooLarge, str]  # a runtime alias: 3.9 has no `|` of types
 
@@ -125,9 +125,9 @@ def test_bytes_that_are_no_header_are_dropped_and_reading_resumes_at_the_next_on
 
 
 def test_content_length_reads_the_last_one_and_what_precedes_its_line() -> None:
-    assert stdio._content_length(b"Content-Length: 12") == (12, 0)
-    assert stdio._content_length(b'"x"}Content-Length: 12') == (12, 4)
-    assert stdio._content_length(b'a\r\nb"}Content-Length: 3') == (3, 6)  # all before it
-    assert stdio._content_length(b'"x"}Content-Type: t\r\nContent-Length: 3') == (3, 0)
-    assert stdio._content_length(b"Content-Type: t") == (None, 0)
-    assert stdio._content_length(b"Content-Length: 1" + b"0" * 20) == (None, 0)
+    assert framing._content_length(b"Content-Length: 12") == (12, 0)
+    assert framing._content_length(b'"x"}Content-Length: 12') == (12, 4)
+    assert framing._content_length(b'a\r\nb"}Content-Length: 3') == (3, 6)  # all before it
+    assert framing._content_length(b'"x"}Content-Type: t\r\nContent-Length: 3') == (3, 0)
+    assert framing._content_length(b"Content-Type: t") == (None, 0)
+    assert framing._content_length(b"Content-Length: 1" + b"0" * 20) == (None, 0)

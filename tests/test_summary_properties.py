@@ -23,16 +23,16 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from dx_lsp_telemetry.days import utc_dates_overlapping
-from dx_lsp_telemetry.events import EventRules, validate_event
-from dx_lsp_telemetry.journal import Journal
-from dx_lsp_telemetry.ledger import LedgerWriter
-from dx_lsp_telemetry.ledger_index import LedgerIndex
-from dx_lsp_telemetry.paths import DataPaths
-from dx_lsp_telemetry.pusher import Pusher
-from dx_lsp_telemetry.recorder import record_event
-from dx_lsp_telemetry.settings import Settings
-from dx_lsp_telemetry.status import StatusInputs, build_status
+from dx_lsp_telemetry.ledger.ledger import LedgerWriter
+from dx_lsp_telemetry.ledger.ledger_index import LedgerIndex
+from dx_lsp_telemetry.ledger.paths import DataPaths
+from dx_lsp_telemetry.ledger.recorder import record_event
+from dx_lsp_telemetry.push.journal import Journal
+from dx_lsp_telemetry.push.pusher import Pusher
+from dx_lsp_telemetry.push.status import StatusInputs, build_status
+from dx_lsp_telemetry.record.events import EventRules, validate_event
+from dx_lsp_telemetry.settings.days import utc_dates_overlapping
+from dx_lsp_telemetry.settings.settings import Settings
 
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens")
 DEFAULT_TOOL = "acme-ai"
@@ -315,11 +315,11 @@ def test_totals_and_records_match_the_reference_across_several_writers(
 WRITER_SCRIPT = """
 import json, sys
 from pathlib import Path
-from dx_lsp_telemetry.days import utc_now
-from dx_lsp_telemetry.events import EventRules, validate_event
-from dx_lsp_telemetry.ledger import LedgerWriter
-from dx_lsp_telemetry.ledger_index import LedgerIndex
-from dx_lsp_telemetry.recorder import record_event
+from dx_lsp_telemetry.settings.days import utc_now
+from dx_lsp_telemetry.record.events import EventRules, validate_event
+from dx_lsp_telemetry.ledger.ledger import LedgerWriter
+from dx_lsp_telemetry.ledger.ledger_index import LedgerIndex
+from dx_lsp_telemetry.ledger.recorder import record_event
 
 events = json.loads(Path(sys.argv[1]).read_text())
 ledger = Path(sys.argv[2])

@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Union
 
-from dx_lsp_telemetry.days import format_ts
-from dx_lsp_telemetry.events import EventError, to_decimal
-from dx_lsp_telemetry.logs import Throttle
 from dx_lsp_telemetry.otlp import body, otlp_json, usage
 from dx_lsp_telemetry.otlp.http import Request, Response, error
-from dx_lsp_telemetry.settings import Settings
+from dx_lsp_telemetry.record.events import EventError, to_decimal
+from dx_lsp_telemetry.settings.days import format_ts
+from dx_lsp_telemetry.settings.settings import Settings
 from dx_lsp_telemetry.sources import pricing
 from dx_lsp_telemetry.sources.claude_keys import KeyEpoch
+from dx_lsp_telemetry.util.logs import Throttle
 
 log = logging.getLogger(__name__)
 _throttle = Throttle()

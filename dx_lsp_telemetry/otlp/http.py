@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Optional
 
-from dx_lsp_telemetry.logs import Throttle
+from dx_lsp_telemetry.util.logs import Throttle
 
 log = logging.getLogger(__name__)
 _throttle = Throttle()

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from dx_lsp_telemetry.ledger.paths import DataPaths
 from dx_lsp_telemetry.otlp import body
 from dx_lsp_telemetry.otlp.http import HttpServer, Request, Response, error
-from dx_lsp_telemetry.paths import DataPaths
-from dx_lsp_telemetry.settings import SECTION, Settings
+from dx_lsp_telemetry.settings.settings import SECTION, Settings
 from dx_lsp_telemetry.sources.claude_keys import KeyEpoch, key_epoch
 
 if TYPE_CHECKING:

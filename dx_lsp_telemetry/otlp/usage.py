@@ -34,8 +34,8 @@ from typing import Any
 
 from dx_lsp_telemetry.otlp import ids
 from dx_lsp_telemetry.otlp.otlp_json import Attributes, LogView, SpanView
-from dx_lsp_telemetry.shown import show
 from dx_lsp_telemetry.sources import genai_usage
+from dx_lsp_telemetry.util.shown import show
 
 CLAUDE, GEMINI, QWEN, CODEX = "claude-code", "gemini-cli", "qwen-code", "codex"
 COPILOT_CHAT, COPILOT_CLI = "copilot-chat", "copilot-cli"

@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dx_lsp_telemetry.private import create_private_text, private_dir
 from dx_lsp_telemetry.sources.base import FileState
+from dx_lsp_telemetry.util.private import create_private_text, private_dir
 
 log = logging.getLogger(__name__)
 VERSION = 2  # 2: files keyed by a hash of their path

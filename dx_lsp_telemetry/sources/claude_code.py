@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
-from dx_lsp_telemetry.days import parse_ts
+from dx_lsp_telemetry.settings.days import parse_ts
 from dx_lsp_telemetry.sources import claude_keys
 from dx_lsp_telemetry.sources.base import (
     FileState,

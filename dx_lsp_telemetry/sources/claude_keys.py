@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from dx_lsp_telemetry.days import format_ts, parse_ts, utc_now
-from dx_lsp_telemetry.private import FILE_MODE, private_dir
+from dx_lsp_telemetry.settings.days import format_ts, parse_ts, utc_now
+from dx_lsp_telemetry.util.private import FILE_MODE, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class LegacyIds:
     """The old ids the ledger holds, asked per file read (one query for its records)."""
 
     def __init__(self, ledger_dir: Path) -> None:
-        from dx_lsp_telemetry.ledger_index import LedgerIndex
+        from dx_lsp_telemetry.ledger.ledger_index import LedgerIndex
 
         self._index = LedgerIndex(ledger_dir)
         self._fresh = False

@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from dx_lsp_telemetry.days import parse_ts
+from dx_lsp_telemetry.settings.days import parse_ts
 from dx_lsp_telemetry.sources import counts
 from dx_lsp_telemetry.sources.base import FileState, ReadResult, Source, SourceRecord
 from dx_lsp_telemetry.sources.whole_json import WholeJson

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from dx_lsp_telemetry.days import parse_ts
+from dx_lsp_telemetry.settings.days import parse_ts
 from dx_lsp_telemetry.sources.base import FileState, ReadResult, Source, SourceRecord, files_under
 from dx_lsp_telemetry.sources.tail import appended_lines
 

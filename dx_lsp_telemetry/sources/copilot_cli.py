@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from dx_lsp_telemetry.days import parse_ts
+from dx_lsp_telemetry.settings.days import parse_ts
 from dx_lsp_telemetry.sources.base import FileState, ReadResult, Source, SourceRecord, files_under
 from dx_lsp_telemetry.sources.tail_select import chosen_lines, line_number
 

@@ -25,7 +25,7 @@ from hashlib import blake2b
 from pathlib import Path
 from typing import Any, ClassVar
 
-from dx_lsp_telemetry.days import parse_ts
+from dx_lsp_telemetry.settings.days import parse_ts
 from dx_lsp_telemetry.sources import genai_usage
 from dx_lsp_telemetry.sources.base import FileState, ReadResult, Source, SourceRecord, walk_files
 from dx_lsp_telemetry.sources.emitted import is_new

@@ -24,18 +24,18 @@ from collections import deque
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from dx_lsp_telemetry.ledger import LedgerWriter
+from dx_lsp_telemetry.ledger.ledger import LedgerWriter
+from dx_lsp_telemetry.ledger.paths import DataPaths
 from dx_lsp_telemetry.sources import pricing
 from dx_lsp_telemetry.sources.base import FileState, Source
-from dx_lsp_telemetry.sources.ingest import FileReader, IngestOptions, ScanStats
+from dx_lsp_telemetry.sources.reading import FileReader, IngestOptions, ScanStats
 from dx_lsp_telemetry.sources.tail import identity
 
 if TYPE_CHECKING:
     from multiprocessing.context import ForkContext, SpawnContext
 
-    from dx_lsp_telemetry.sources.ingest import Ingestor
 
 #: below this much to read in all, one process reads it (a worker costs more than it saves)
 MIN_BYTES = 24 << 20
@@ -53,6 +53,18 @@ _Item = tuple[int, Path, FileState]
 _Result = tuple[int, "FileState | None", ScanStats]
 
 
+class Scan(Protocol):
+    """What a shared read needs of the scan it serves (`ingest.Ingestor`, which calls it)."""
+
+    @property
+    def source(self) -> Source: ...
+    @property
+    def options(self) -> IngestOptions: ...
+    @property
+    def paths(self) -> DataPaths: ...
+    def reader(self) -> FileReader: ...
+
+
 def worker_count(requested: int) -> int:
     """`requested`, but no more than the processors this process may run on."""
     try:
@@ -63,7 +75,7 @@ def worker_count(requested: int) -> int:
 
 
 def read_shared(
-    ingestor: Ingestor, paths: Sequence[Path], states: Sequence[FileState], workers: int
+    ingestor: Scan, paths: Sequence[Path], states: Sequence[FileState], workers: int
 ) -> list[Outcome] | None:
     """Read `paths` (from `states`) in up to `workers` processes, this one included; the
     outcome of each file, in order. None if there is too little to read to be worth it.

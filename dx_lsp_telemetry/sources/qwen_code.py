@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from dx_lsp_telemetry.days import parse_ts
+from dx_lsp_telemetry.settings.days import parse_ts
 from dx_lsp_telemetry.sources import genai_usage
 from dx_lsp_telemetry.sources.base import FileState, ReadResult, Source, SourceRecord, walk_files
 from dx_lsp_telemetry.sources.line_problems import LineProblems, json_objects

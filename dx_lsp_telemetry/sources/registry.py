@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from dx_lsp_telemetry.settings import Settings
+from dx_lsp_telemetry.settings.settings import Settings
 from dx_lsp_telemetry.sources.aider import Aider
 from dx_lsp_telemetry.sources.base import Source
 from dx_lsp_telemetry.sources.claude_code import ClaudeCode

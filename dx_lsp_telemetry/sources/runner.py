@@ -7,15 +7,15 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from dx_lsp_telemetry.days import day_of, utc_now
-from dx_lsp_telemetry.paths import DataPaths
-from dx_lsp_telemetry.render import plural
-from dx_lsp_telemetry.settings import Settings
+from dx_lsp_telemetry.ledger.paths import DataPaths
+from dx_lsp_telemetry.settings.days import day_of, utc_now
+from dx_lsp_telemetry.settings.settings import Settings
 from dx_lsp_telemetry.sources import pricing
 from dx_lsp_telemetry.sources.base import Source
 from dx_lsp_telemetry.sources.checkpoints import Checkpoints
 from dx_lsp_telemetry.sources.ingest import IngestOptions, Ingestor, ScanStats, oldest_day
 from dx_lsp_telemetry.sources.registry import SOURCES, homes_for
+from dx_lsp_telemetry.util.shown import plural
 
 
 def make_ingestor(

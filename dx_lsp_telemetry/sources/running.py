@@ -40,7 +40,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from dx_lsp_telemetry.days import utc_now
+from dx_lsp_telemetry.settings.days import utc_now
 from dx_lsp_telemetry.sources.base import SourceRecord
 from dx_lsp_telemetry.sources.running_ledger import (
     SLOT_SECONDS,

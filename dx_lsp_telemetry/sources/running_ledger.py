@@ -19,8 +19,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from dx_lsp_telemetry.days import parse_ts
-from dx_lsp_telemetry.ledger import complete_lines, ledger_path, list_ledger_dates
+from dx_lsp_telemetry.ledger.ledger import complete_lines, ledger_path, list_ledger_dates
+from dx_lsp_telemetry.settings.days import parse_ts
 
 #: the index's granularity: every zone in use starts its days on a quarter hour
 SLOT_SECONDS = 900

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dx_lsp_telemetry.paths import DataPaths
-from dx_lsp_telemetry.settings import Settings
+from dx_lsp_telemetry.ledger.paths import DataPaths
+from dx_lsp_telemetry.settings.settings import Settings
 from dx_lsp_telemetry.sources import sqlite_ro
 from dx_lsp_telemetry.sources.ingest import Ingestor
 from dx_lsp_telemetry.sources.registry import SOURCES

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from dx_lsp_telemetry.days import complete_at
+from dx_lsp_telemetry.settings.days import complete_at
 from tests.fake_dx import FakeDx, Script
 from tests.harness import (
     BASE_SETTINGS,

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from dx_lsp_telemetry.dx import ANSWER_CAP, PUSH_PATH, TIMEOUT
+from dx_lsp_telemetry.push.dx import ANSWER_CAP, PUSH_PATH, TIMEOUT
 from tests.fake_dx import FakeDx, Script
 from tests.harness import (
     BASE_SETTINGS,

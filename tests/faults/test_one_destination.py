@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from dx_lsp_telemetry.config import journal_destination
-from dx_lsp_telemetry.settings import parse_settings
+from dx_lsp_telemetry.push.config import journal_destination
+from dx_lsp_telemetry.settings.settings import parse_settings
 from tests.fake_dx import FakeDx
 from tests.harness import (
     BASE_SETTINGS,

@@ -1,7 +1,7 @@
 // The one managed key the extension reads itself: `python.interpreter`, the Python that starts the
 // sidecar, which no sidecar can tell before it runs. It comes from the machine's managed.json
 // (the sidecar reads that file, the Windows registry and the macOS managed preferences for every
-// other key: dx_lsp_telemetry/managed_sources.py) and wins over `dxTelemetry.python.interpreter`.
+// other key: dx_lsp_telemetry/settings/managed_sources.py) and wins over `dxTelemetry.python.interpreter`.
 
 import * as fs from 'fs';
 import * as path from 'path';

@@ -1,0 +1,1 @@
+"""Small helpers every layer shares: values quoted in messages, owner-only files, logging."""
