@@ -51,7 +51,7 @@ $(TYPECHECK39)/.installed: vscode-extension/requirements.txt
 	$(TYPECHECK39)/bin/python -m pip install --quiet --disable-pip-version-check '$(MYPY39)'
 	touch $@
 
-pytest: $(STAMP) peers test-system-packages ext-libs
+pytest: $(STAMP) peers test-system-packages ext-libs wheel
 	CCUSAGE=$(CCUSAGE) $(BIN)/pytest
 
 # Debian packages the Python tests use, installed with apt-get when missing (as extension.mk
@@ -85,6 +85,21 @@ bench: $(STAMP) peers
 .PHONY: prices
 prices: $(STAMP)
 	$(BIN)/python scripts/export_prices.py
+
+# The sidecar's wheel: what `pipx install` takes outside VS Code (README, "The command line"),
+# and what the extension's bundle installs (extension.mk). pip fetches only the build backend
+# (hatchling) from PyPI; the wheel is pure Python, one file for every Python from 3.9 up.
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' dx_lsp_telemetry/__init__.py)
+WHEEL := dist/dx_lsp_telemetry-$(VERSION)-py3-none-any.whl
+.PHONY: wheel
+$(WHEEL): pyproject.toml README.md LICENSE \
+		$(shell find dx_lsp_telemetry -type f ! -path '*/__pycache__/*') | $(STAMP)
+	rm -f $@
+	$(BIN)/python -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir dist .
+	test -f $@
+
+wheel: $(WHEEL)
+	@ls -l $(WHEEL)
 
 # Peer tools the tests compare against (ccusage).
 include tests/peers/peers.mk
