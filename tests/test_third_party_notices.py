@@ -76,7 +76,7 @@ def test_the_notices_name_every_bundled_package(tmp_path: Path) -> None:
         timeout=120,
     )
     assert built.returncode == 0, built.stderr
-    output = tmp_path / "NOTICES.md"
+    output = tmp_path / "THIRD_PARTY_NOTICES.md"
     done = notices("--metafile", str(bundle / "meta.json"), "--output", str(output))
     assert done.returncode == 0, done.stderr
     text = output.read_text()
@@ -133,7 +133,7 @@ def test_a_metafile_that_cannot_be_read_is_named(tmp_path: Path) -> None:
 
 
 def test_check_vsix_refuses_a_package_without_the_notices_or_with_others(tmp_path: Path) -> None:
-    written = tmp_path / "NOTICES.md"
+    written = tmp_path / "THIRD_PARTY_NOTICES.md"
     written.write_text("# Third-party notices\n")
     vsix = tmp_path / "x.vsix"
     with zipfile.ZipFile(vsix, "w") as z:

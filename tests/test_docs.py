@@ -1,0 +1,73 @@
+"""The README stays the project's own map: its module table names every module, and no comment
+or docstring sends a reader to a document that is not in the project."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "dx_lsp_telemetry"
+#: files the build writes, named in the code that writes or checks them
+GENERATED = {"THIRD_PARTY_NOTICES.md"}
+SKIPPED_FOLDERS = {
+    ".git",
+    "node_modules",
+    ".cache",
+    ".venv",
+    "dist",
+    "out",
+    "bundled",
+    "__pycache__",
+}
+
+
+def module_table() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("\n| modules | hold |\n")
+    end = readme.index("\n\n", start + 1)
+    return readme[start:end]
+
+
+def test_the_module_table_names_every_module() -> None:
+    rows = module_table().splitlines()[3:]
+    missing = []
+    for path in sorted(PACKAGE.rglob("*")):
+        if not path.is_file() or "__pycache__" in path.parts:
+            continue
+        inside = path.relative_to(PACKAGE)
+        if len(inside.parts) == 1:
+            if path.suffix == ".py" and not any(
+                f"`{path.name}`" in r.split(" | ")[0] for r in rows
+            ):
+                missing.append(str(inside))
+            continue
+        if path.name == "__init__.py":
+            continue
+        package_rows = [r for r in rows if r.startswith(f"| `{inside.parts[0]}/`")]
+        names = (f"`{path.stem}`", f"`{path.name}`")
+        if not any(n in r for r in package_rows for n in names):
+            missing.append(str(inside))
+    assert not missing, f"README.md's module table does not name: {missing}"
+
+
+def project_files() -> list[Path]:
+    found = []
+    for path in ROOT.rglob("*"):
+        if SKIPPED_FOLDERS.isdisjoint(path.relative_to(ROOT).parts) and path.is_file():
+            found.append(path)
+    return found
+
+
+def test_no_comment_cites_a_document_outside_the_project() -> None:
+    files = project_files()
+    names = {p.name for p in files} | GENERATED
+    cited: dict[str, list[str]] = {}
+    for path in files:
+        if path.suffix not in (".py", ".ts", ".mjs", ".mk") and path.name != "Makefile":
+            continue
+        for line_no, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            for name in re.findall(r"[\w.-]+\.md\b", line):
+                if name not in names:
+                    cited.setdefault(name, []).append(f"{path.relative_to(ROOT)}:{line_no}")
+    assert not cited, f"cited, but not in the project (say it in the README instead): {cited}"
