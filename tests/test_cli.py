@@ -1,5 +1,6 @@
-"""The CLI of README.md ("The command line"), run as real subprocesses (`python -m dx_lsp_telemetry VERB` and the
-`dx-lsp-telemetry` console script) on real data folders, pushing to a real HTTP server playing DX.
+"""The CLI of README.md ("The command line"), run as real subprocesses (`python -m
+dx_lsp_telemetry VERB` and the `dx-lsp-telemetry` console script) on real data folders, pushing
+to a real HTTP server playing DX.
 Also unit tests of `parse_settings`: env fallbacks, dotted and nested keys, instanceUrl rules.
 """
 
