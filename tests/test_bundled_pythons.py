@@ -200,7 +200,7 @@ def test_scan_of_a_real_aider_log(
     scan = ["scan", "--source", "aider", "--path", str(log)]
     done = run(python, home, pycache, "-m", "dx_lsp_telemetry", *scan)
     assert done.returncode == 0, done.stderr
-    assert "aider: 1 files, 2 records read" in done.stdout
+    assert "aider: 1 file, 2 records read" in done.stdout
     report = run(python, home, pycache, "-m", "dx_lsp_telemetry", "report", "--json")
     assert report.returncode == 0, report.stderr
     totals = [d["totals"] for d in json.loads(report.stdout)["days"] if d["tool"] == "aider"]
