@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import random
@@ -28,11 +27,14 @@ from dx_lsp_telemetry.days import (
     complete_at,
     day_end,
     day_of,
+    format_ts,
     is_complete,
     utc_dates_overlapping,
     utc_now,
 )
+from dx_lsp_telemetry.editor_settings import save_editor_settings
 from dx_lsp_telemetry.events import EventRules, UsageEvent, validate_event
+from dx_lsp_telemetry.forward import Forwarding, host_has_own_ledger
 from dx_lsp_telemetry.journal import Journal
 from dx_lsp_telemetry.ledger import Appended, LedgerError, LedgerWriter
 from dx_lsp_telemetry.ledger_index import LedgerIndex
@@ -40,8 +42,15 @@ from dx_lsp_telemetry.logs import Throttle
 from dx_lsp_telemetry.managed import ManagedConfig, ManagedSettings, apply_managed
 from dx_lsp_telemetry.managed_sources import machine_sources
 from dx_lsp_telemetry.paths import DataPaths
-from dx_lsp_telemetry.private import FILE_MODE, create_private_text, private_dir
-from dx_lsp_telemetry.pusher import ConfigurationError, CycleReport, PushBusy, Pusher, PushError
+from dx_lsp_telemetry.private import FILE_MODE, private_dir
+from dx_lsp_telemetry.pusher import (
+    ConfigurationError,
+    CycleReport,
+    NotAllowed,
+    PushBusy,
+    Pusher,
+    PushError,
+)
 from dx_lsp_telemetry.recorder import (
     QuickRecorder,
     append_events,
@@ -77,6 +86,10 @@ FSYNC_AFTER_SECONDS = 2.0
 CLOCK_CHECK_SECONDS = 60.0
 #: a change of (wall clock - monotonic clock) larger than this is a jump, not a slew
 CLOCK_JUMP_SECONDS = 2.0
+READER_NEVER_PUSHES = (
+    "this sidecar is a remote host's reader: it forwards the usage it reads to DX Telemetry on "
+    "your own machine, which pushes it; it never pushes itself"
+)
 
 
 class Telemetry:
@@ -87,8 +100,14 @@ class Telemetry:
         *,
         on_status: Callable[[dict[str, Any]], None],
         clock: Callable[[], datetime] = utc_now,
+        reader: bool = False,
     ) -> None:
         self.paths = paths
+        #: a remote host's reader (`serve --reader`): reads logs, forwards, never pushes
+        self.reader = reader
+        self._forwarding = Forwarding(paths) if reader else None
+        #: a reader on a host whose own DX Telemetry reads (and pushes) its logs: forwards nothing
+        self._standby = False
         self._env = env
         self._token = env.get(TOKEN_ENV) or None
         self._on_status = on_status
@@ -149,8 +168,6 @@ class Telemetry:
     def configure(self, raw: Any) -> None:
         """Apply the editor's `dxTelemetry` section; takes effect at once."""
         self._raw_settings = raw
-        # the CLI applies the managed configuration itself: it gets the editor's own values
-        self._save_settings(parse_settings(raw, self._env).settings)
         self._apply_settings()
 
     def _apply_settings(self) -> None:
@@ -162,6 +179,7 @@ class Telemetry:
         self._log_problems(previous)
         self._log_managed()
         after = self._parsed.settings
+        self._save_settings(after)
         if self._loop is None:
             return
         if push_target(before, self._token) != push_target(after, self._token) or (
@@ -236,14 +254,13 @@ class Telemetry:
         except Exception:  # never the end of the loop that shows other windows' work
             log.exception("cannot apply the managed settings")
 
-    def _save_settings(self, settings: Settings) -> None:
-        """So `dx-lsp-telemetry flush` in a terminal pushes as the editor would."""
+    def _save_settings(self, effective: Settings) -> None:
+        """So `dx-lsp-telemetry` in a terminal pushes as the editor would, and reads each day's
+        state for this destination. The CLI applies the managed configuration itself: it gets
+        the editor's own section, and the destination as this window uses it."""
         try:
-            private_dir(self.paths.home)
-            tmp = self.paths.config_file.with_name(f".settings.{os.getpid()}.tmp")
-            with create_private_text(tmp) as f:
-                f.write(json.dumps(settings.to_editor_dict(), indent=2) + "\n")
-            os.replace(tmp, self.paths.config_file)
+            section = parse_settings(self._raw_settings, self._env).settings
+            save_editor_settings(self.paths, section, effective)
         except OSError as exc:
             log.warning("cannot save settings for the CLI in %s: %s", self.paths.home, exc.strerror)
 
@@ -253,7 +270,7 @@ class Telemetry:
         self._loop = asyncio.get_running_loop()
         self._check_clock()
         await self._run_io(self._prepare_storage)
-        if self.settings.enabled and self._storage_problem is None:
+        if self.settings.enabled and self._storage_problem is None and not self.reader:
             self._spawn(self._settle_interrupted())
         self._spawn(self._leader_loop())
         self._spawn(self._day_loop())
@@ -426,6 +443,8 @@ class Telemetry:
         problems = list(self._parsed.problems)
         if self._storage_problem:
             problems.append(self._storage_problem)
+        if self._forwarding is not None:
+            return self._reader_status(problems, self._forwarding)
         target = push_target(self.settings, self._token)
         if self._pusher.is_paused(target):
             problems.append(
@@ -448,7 +467,73 @@ class Telemetry:
         status["otlp"] = otlp.status() if otlp is not None else {"state": "off"}
         return status
 
+    def _reader_status(self, problems: list[str], forwarding: Forwarding) -> dict[str, Any]:
+        """A reader's status: what this host read today, and how forwarding goes (it has no
+        push states: the developer's own machine keeps those)."""
+        if forwarding.problem:
+            problems.append(forwarding.problem)
+        inputs = StatusInputs(
+            self.paths.home, self.leader, self.settings, problems, None, self._clock(), reader=True
+        )
+        status = build_status(inputs, self._index, self._journal)
+        state = "standby" if self._standby else "forwarding" if self.leader else "follower"
+        status["forward"] = {
+            "state": state,
+            "pending": 0 if self._standby else forwarding.pending(self._rules().window_files),
+            "delivered": forwarding.delivered,
+            **({"lastAt": forwarding.last_at} if forwarding.last_at else {}),
+            **({"problem": forwarding.problem} if forwarding.problem else {}),
+        }
+        status["otlp"] = self._otlp.status() if self._otlp is not None else {"state": "off"}
+        return status
+
+    async def forward_take(self, limit: int) -> dict[str, Any]:
+        """The next batch of this host's events for the UI side's ledger (the leader only, so
+        two windows never hand out the same events); empty in standby."""
+        if self._forwarding is None:
+            raise NotAllowed("forwarding is for a remote host's reader (`serve --reader`) only")
+        forwarding = self._forwarding
+        if not self.leader or self._check_standby():
+            return {"batch": 0, "events": [], "more": False, "leader": self.leader}
+        files = self._rules().window_files
+        batch = await self._run_io(lambda: forwarding.take(files, limit))
+        return {"batch": batch.id, "events": batch.events, "more": batch.more, "leader": True}
+
+    async def forward_done(self, batch: int, delivered: int, problem: str | None) -> dict[str, Any]:
+        """The first `delivered` events of `batch` are in the UI side's ledger."""
+        if self._forwarding is None:
+            raise NotAllowed("forwarding is for a remote host's reader (`serve --reader`) only")
+        forwarding = self._forwarding
+        before = forwarding.problem
+        now = format_ts(self._clock())
+        moved = await self._run_io(lambda: forwarding.done(batch, delivered, problem, now))
+        if problem != before:
+            if problem:
+                log.warning("forwarding to your own machine failed: %s", problem)
+            else:
+                log.info("forwarding to your own machine works again")
+        self._mark_dirty()
+        files = self._rules().window_files
+        left = await self._run_io(lambda: forwarding.pending(files))
+        return {"moved": moved, "pending": left}
+
+    def _check_standby(self) -> bool:
+        """A reader stands by for good once this host's own DX Telemetry has a ledger."""
+        if self.reader and not self._standby and host_has_own_ledger(self._env):
+            self._standby = True
+            log.info(
+                "this host runs DX Telemetry itself, which reads and pushes its AI tools' usage: "
+                "this reader forwards nothing"
+            )
+            if self._sources is not None:
+                self._sources.stop()
+                self._sources = None
+            self._apply_otlp()
+            self._mark_dirty()
+        return self._standby
+
     async def flush_now(self) -> dict[str, Any]:
+        self._refuse_if_reader()
         report = await self._run_push(
             lambda: self._pusher.cycle(self.settings, self._token, manual=True)
         )
@@ -457,6 +542,7 @@ class Telemetry:
         return report.to_json()
 
     async def resend(self, day: date, tool: str) -> dict[str, Any]:
+        self._refuse_if_reader()
         report = await self._run_push(
             lambda: self._pusher.resend(self.settings, self._token, day, tool)
         )
@@ -464,11 +550,16 @@ class Telemetry:
         return report.to_json()
 
     async def mark_pushed(self, day: date, tool: str) -> dict[str, Any]:
+        self._refuse_if_reader()
         result = await self._run_push(
             lambda: self._pusher.mark_pushed(self.settings, self._token, day, tool)
         )
         self._mark_dirty()
         return result
+
+    def _refuse_if_reader(self) -> None:
+        if self.reader:
+            raise NotAllowed(READER_NEVER_PUSHES)
 
     # -- background --------------------------------------------------------------------
 
@@ -477,9 +568,14 @@ class Telemetry:
         while not self.leader:
             self.leader = await self._run_io(self._try_leader)
             if self.leader:
-                log.info("this window's sidecar now runs the push schedule")
                 self._mark_dirty()
-                self._schedule_task = self._spawn(self._schedule_loop())
+                if self.reader:
+                    log.info("this window's reader now reads this host's AI tools' logs")
+                    if self._check_standby():
+                        return
+                else:
+                    log.info("this window's sidecar now runs the push schedule")
+                    self._schedule_task = self._spawn(self._schedule_loop())
                 self._start_sources()
                 self._apply_otlp()
                 await self._run_io(self._prune)
@@ -490,14 +586,14 @@ class Telemetry:
     def _apply_otlp(self) -> None:
         """The OTLP receiver to match the settings and leadership (`otlp/receiver.py`)."""
         if self._otlp is None:
-            if not (self.settings.enabled and self.settings.otlp.enabled):
+            if not (self.settings.enabled and self.settings.otlp.enabled) or self._standby:
                 return
             from dx_lsp_telemetry.otlp.receiver import OtlpReceiver
 
             self._otlp = OtlpReceiver(
                 self.paths, self.submit_record, lambda: self.settings, on_change=self._mark_dirty
             )
-        self._otlp.apply(self.settings, self.leader)
+        self._otlp.apply(self.settings, self.leader and not self._standby)
 
     def _start_sources(self) -> None:
         """Only the leader reads AI tools' logs: one reader per machine, whatever the windows."""
@@ -651,8 +747,9 @@ class Telemetry:
         self._mark_dirty()
 
     def _write_marker(self) -> None:
-        """One `session` marker per day and sidecar: the day counts as inactive, not absent."""
-        if self._storage_problem:
+        """One `session` marker per day and sidecar: the day counts as inactive, not absent
+        (not a reader's: the developer's own machine marks its days)."""
+        if self._storage_problem or self.reader:
             return
         now = self._clock()
         settings = self.settings

@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(token, logging.INFO)  # the editor's output channel shows it
         from dx_lsp_telemetry.sidecar import serve
 
-        return serve(client_pid)
+        return serve(client_pid, reader=bool(getattr(args, "reader", False)))
     if verb == "demo":
         setup_logging(token, logging.WARNING)
         from dx_lsp_telemetry.demo import run_demo
@@ -102,19 +102,22 @@ def _fail(verb: str, text: str, code: int) -> int:
 
 
 def _cli_settings(paths: DataPaths) -> tuple[ParsedSettings, frozenset[str]]:
-    """The machine's managed configuration, then the editor's last settings (saved by the
-    sidecar), then the DX_TELEMETRY_* fallbacks; and which of the fallback keys the editor's
-    settings gave (messages name those as the editor's)."""
-    raw: Any = None
-    try:
-        raw = json.loads(paths.config_file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        pass
-    except (OSError, ValueError) as exc:
-        print(f"{PROG}: ignoring unreadable {paths.config_file}: {exc}", file=sys.stderr)
-    from dx_lsp_telemetry.managed import ManagedSettings, apply_managed
+    """The machine's managed configuration, then the editor's last settings and destination
+    (saved by the sidecar), then, where no editor saved any, the DX_TELEMETRY_* fallbacks; and
+    which of the fallback keys are the editor's (messages name those as the editor's)."""
+    from dx_lsp_telemetry.editor_settings import DESTINATION_KEYS, read_editor_settings
+    from dx_lsp_telemetry.managed import ManagedSettings
     from dx_lsp_telemetry.managed_sources import machine_sources
 
-    editors = parse_settings(raw, env={}).settings.to_editor_dict()
-    parsed = apply_managed(raw, ManagedSettings(machine_sources()).current())
-    return parsed, frozenset(k for k in FALLBACK_KEYS if editors[k])
+    def warn(text: str) -> None:
+        print(f"{PROG}: {text}", file=sys.stderr)
+
+    managed = ManagedSettings(machine_sources()).current()
+    parsed = read_editor_settings(paths, managed, os.environ, warn)
+    try:
+        saved: Any = json.loads(paths.config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # none saved (or named unreadable above): all the terminal's
+        return parsed, frozenset()
+    editors = parse_settings(saved, env={}).settings.to_editor_dict()
+    # where an editor saved settings, the destination is always its own
+    return parsed, frozenset(DESTINATION_KEYS) | {k for k in FALLBACK_KEYS if editors[k]}

@@ -137,11 +137,17 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
             parents=[common] if exits else [],
         )
 
-    verb(
+    serve = verb(
         "serve",
         "the LSP sidecar over stdio (what the editor starts)",
         "Speaks LSP over stdio: what the editor starts. Also what runs with no command when "
         "stdin is not a terminal.",
+    )
+    serve.add_argument(
+        "--reader",
+        action="store_true",
+        help="a remote host's reader (DX Telemetry Remote Reader): reads this host's AI tools' "
+        "logs into <data folder>/remote-reader and forwards them to your own machine; never pushes",
     )
 
     s = verb(

@@ -78,20 +78,16 @@ def _outcome_lines(report: CycleReport, to: str) -> list[str]:
     for item in report.pushed:
         done = "wrote" if item["destination"] == "outbox" else "pushed"
         lines.append(f"{done} {item['date']} {item['tool']} to {to}")
-    for item in report.failed:
-        lines.append(f"failed {item['date']} {item['tool']}: {item['error']}")
     return lines
 
 
 def _advice(report: CycleReport) -> list[str]:
-    if not (report.pushed or report.failed or report.unconfirmed):
-        return [NOTHING_DUE]
-    return [
-        f"unconfirmed {item['date']} {item['tool']}: DX's answer was lost; check DX, then "
-        f"run `flush --resend {item['date']} --tool {item['tool']}` or "
-        f"`flush --mark-pushed {item['date']} --tool {item['tool']}`"
-        for item in report.unconfirmed
-    ]
+    """A line per day that did not go (failed, pending, unconfirmed, expired), with what to do."""
+    from dx_lsp_telemetry.states import flush_lines
+
+    if not (report.pushed or report.failed or report.pending or report.unconfirmed):
+        return [*flush_lines(report.to_json()), NOTHING_DUE]
+    return flush_lines(report.to_json())
 
 
 def _dry_run(run: Run, records: list[dict[str, Any]]) -> int:

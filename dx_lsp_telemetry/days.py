@@ -52,6 +52,17 @@ def window_days(now: datetime, boundary: DayBoundary, backfill_days: int) -> lis
     return [today - timedelta(days=i) for i in range(backfill_days + 1)]
 
 
+#: status lists at least this many days (the report's default), so a day that just left a short
+#: backfill window still shows, as `expired`, where the user looks
+SHOWN_DAYS = 14
+
+
+def shown_days(now: datetime, boundary: DayBoundary, backfill_days: int) -> list[date]:
+    """The days a status lists, newest first: today and the backfill window, or the last
+    `SHOWN_DAYS` days where the window is shorter."""
+    return window_days(now, boundary, max(backfill_days, SHOWN_DAYS - 1))
+
+
 def utc_dates_overlapping(first: date, last: date, boundary: DayBoundary) -> list[date]:
     """The UTC ledger files that hold events of the zone days `first`..`last`."""
     start = day_start(first, boundary).date()

@@ -11,6 +11,9 @@ SERVER_NAME = "dx-lsp-telemetry"
 RECORD_USAGE = "dxTelemetry/recordUsage"
 STATUS = "dxTelemetry/status"
 STATUS_CHANGED = "dxTelemetry/statusChanged"
+#: a remote host's reader (`serve --reader`): the next events for the UI side, and how many arrived
+FORWARD_TAKE = "dxTelemetry/forwardTake"
+FORWARD_DONE = "dxTelemetry/forwardDone"
 FLUSH_NOW = "dxTelemetry.flushNow"
 RESEND_DAY = "dxTelemetry.resendDay"
 MARK_PUSHED = "dxTelemetry.markPushed"
@@ -29,6 +32,8 @@ METHODS: dict[str, bool] = {
     "$/setTrace": False,
     RECORD_USAGE: True,
     STATUS: True,
+    FORWARD_TAKE: True,
+    FORWARD_DONE: True,
 }
 
 

@@ -18,7 +18,13 @@ from filelock import FileLock, Timeout
 
 from dx_lsp_telemetry.config import PushTarget, push_problems, push_target
 from dx_lsp_telemetry.daybook import read_day, refreshed_window
-from dx_lsp_telemetry.days import format_ts, is_complete, utc_dates_overlapping, utc_now
+from dx_lsp_telemetry.days import (
+    format_ts,
+    is_complete,
+    shown_days,
+    utc_dates_overlapping,
+    utc_now,
+)
 from dx_lsp_telemetry.journal import Journal, JournalEntry
 from dx_lsp_telemetry.ledger import fsync_path, ledger_path
 from dx_lsp_telemetry.ledger_index import LedgerIndex
@@ -65,18 +71,33 @@ class PushBusy(PushError):
 
 @dataclass
 class CycleReport:
+    """Each day a cycle tried, under the state it left (README's states table), and the days
+    it did not try because they are `expired`."""
+
     pushed: list[dict[str, str]] = field(default_factory=list)
+    #: DX refused the record (or the token, or the URL)
     failed: list[dict[str, str]] = field(default_factory=list)
+    #: DX was not reached, or asked to wait: `retryAt`, `error`
+    pending: list[dict[str, str]] = field(default_factory=list)
     unconfirmed: list[dict[str, str]] = field(default_factory=list)
+    #: a manual cycle's days older than the window, never pushed: not tried (`flush --resend`)
+    expired: list[dict[str, str]] = field(default_factory=list)
     #: DX looked unwell (ambiguous answer): the rest of the days wait for a later cycle
     stopped_early: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"pushed": self.pushed, "failed": self.failed, "unconfirmed": self.unconfirmed}
+        return {
+            "pushed": self.pushed,
+            "failed": self.failed,
+            "pending": self.pending,
+            "unconfirmed": self.unconfirmed,
+            "expired": self.expired,
+        }
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.unconfirmed
+        """Every day tried is done (expired ones were not tried: nothing failed)."""
+        return not self.failed and not self.pending and not self.unconfirmed
 
 
 @dataclass(frozen=True)
@@ -137,6 +158,8 @@ class Pusher:
                 if not self._push(journal, target, due, report):
                     report.stopped_early = True
                     break
+            if manual:  # the user asked: say which days it will never push by itself
+                report.expired = self._expired(index, journal, settings, token)
         return report
 
     def dry_run(self, settings: Settings, token: str | None) -> list[dict[str, Any]]:
@@ -307,6 +330,20 @@ class Pusher:
                     continue  # DX refused exactly this record; only a changed one is tried
                 yield due
 
+    def _expired(
+        self, index: LedgerIndex, journal: Journal, settings: Settings, token: str | None
+    ) -> list[dict[str, str]]:
+        """The days a status shows as `expired` (older than the window, never pushed)."""
+        from dx_lsp_telemetry.status import day_entries  # status reads; the push does not need it
+
+        days = shown_days(self._clock(), settings.day_boundary, settings.backfill_days)
+        today, older = days[0], days[settings.backfill_days + 1 :]
+        return [
+            {"date": e["date"], "tool": e["tool"]}
+            for e in day_entries(index, journal, settings, token, older, today, split_late=False)
+            if e["state"] == "expired"
+        ]
+
     @staticmethod
     def _waiting_to_retry(journal: Journal, target: PushTarget, now: datetime) -> bool:
         return any(
@@ -341,17 +378,19 @@ class Pusher:
         record = build_record(
             email=target.email,
             day=day,
-            tool=tool,
+            tool=settings.pushed_tool(tool),  # the journal keeps the ledger's name
             sums=sums,
             model_breakdowns=settings.model_breakdowns,
         )
         return DueRecord(day, tool, record, view.cover, previous, sums.totals.to_status())
 
     def _check_day(self, index: LedgerIndex, settings: Settings, day: date, tool: str) -> None:
+        """A day the user may send: complete, with a record; older than the window too (an
+        `expired` day, pushed only when asked)."""
         now = self._clock()
         days = refreshed_window(index, settings, now)
-        if day not in days:
-            raise NotAllowed(f"{day} is outside the backfill window ({days[-1]} to {days[0]})")
+        if day < days[-1]:
+            index.refresh(utc_dates_overlapping(day, day, settings.day_boundary))
         if not is_complete(day, now, settings.day_boundary):
             raise NotAllowed(f"{day} is not complete yet; it is pushed once it is over")
         if tool not in read_day(index, settings, day).tools:
@@ -426,7 +465,7 @@ class Pusher:
                     totals=None,
                 )
             )
-            report.failed.append({**item, "error": error})
+            report.pending.append({**item, "error": error, "retryAt": retry_at})
             return False
         if outcome is Outcome.AMBIGUOUS:
             journal.append(replace(base, state="unconfirmed", at=now, error=error))

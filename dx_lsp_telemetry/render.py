@@ -6,6 +6,9 @@ import json
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from dx_lsp_telemetry.days import SHOWN_DAYS
+from dx_lsp_telemetry.states import advice, expired_summary
+
 BAR_WIDTH = 30
 
 
@@ -38,6 +41,14 @@ def status_text(status: dict[str, Any], where: str = "") -> str:
     )
     lines += [f"  ! {p}" for p in config["problems"]]
     lines += _managed_lines(config.get("managed") or {})
+    if config.get("machineSuffix"):
+        suffix = config["machineSuffix"]
+        lines.append(
+            f"records of this machine are pushed as <tool>@{suffix} (dxTelemetry.machineSuffix)"
+        )
+    forward = status.get("forward")
+    if forward is not None:
+        lines.append(_forward_line(forward))
     otlp = status.get("otlp")
     if otlp is not None and otlp["state"] != "off":
         where = f" on 127.0.0.1:{otlp['port']}" if otlp.get("port") else ""
@@ -53,10 +64,22 @@ def status_text(status: dict[str, Any], where: str = "") -> str:
         )
     lines.append("days:")
     if not status["days"]:
-        lines.append("  nothing recorded in the backfill window")
+        lines.append(f"  nothing recorded in the backfill window or the last {SHOWN_DAYS} days")
     for day in status["days"]:
         lines.append("  " + _day_line(day))
-    return "\n".join(lines)
+    return "\n".join(lines + _footnotes(status["days"]))
+
+
+def _footnotes(days: list[dict[str, Any]]) -> list[str]:
+    """What to do about the days that wait for the user: each failed or unconfirmed one, and
+    the expired ones in a line (a long history can hold many)."""
+    notes = [
+        f"{d['date']} {d['tool']} is {d['state']}: {advice(d)}"
+        for d in days
+        if d["state"] in ("failed", "unconfirmed")
+    ]
+    summary = expired_summary(days)
+    return notes + ([summary] if summary else [])
 
 
 def _managed_lines(managed: dict[str, Any]) -> list[str]:
@@ -71,6 +94,20 @@ def _managed_lines(managed: dict[str, Any]) -> list[str]:
         value = json.dumps(entry["value"], ensure_ascii=False)
         lines.append(f"  {key} = {value}  from {entry['from']}{note}")
     return lines
+
+
+def _forward_line(forward: dict[str, Any]) -> str:
+    """A reader's forwarding to DX Telemetry on the developer's own machine."""
+    state = forward["state"]
+    if state == "standby":
+        return "remote reader: standing by (this host's own DX Telemetry pushes its usage)"
+    if state == "follower":
+        return "remote reader: another window's reader forwards this host's usage"
+    text = f"remote reader: {forward['delivered']} events forwarded to your own machine"
+    if forward.get("lastAt"):
+        text += f" (last at {forward['lastAt']})"
+    text += f", {forward['pending']} waiting"
+    return text
 
 
 def _day_line(day: dict[str, Any]) -> str:
@@ -103,4 +140,4 @@ def report_text(report: dict[str, Any]) -> str:
             f"{r['date']:<10}  {r['tool']:<20} {total:>14,} {money(r['totals']['spend_cents']):>10}"
             f"  {r['state']:<11} {bar}"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + _footnotes(rows))

@@ -16,17 +16,29 @@ from dx_lsp_telemetry import __version__, stdio
 from dx_lsp_telemetry.app import Telemetry
 from dx_lsp_telemetry.config import TOKEN_ENV
 from dx_lsp_telemetry.events import EventError
+from dx_lsp_telemetry.forward import MAX_BATCH, reader_paths
 from dx_lsp_telemetry.ledger import LedgerError
 from dx_lsp_telemetry.logs import ForwardToEditor, Throttle
-from dx_lsp_telemetry.lsp_names import RECORD_USAGE, STATUS, STATUS_CHANGED, initialize_result
+from dx_lsp_telemetry.lsp_names import (
+    FORWARD_DONE,
+    FORWARD_TAKE,
+    RECORD_USAGE,
+    STATUS,
+    STATUS_CHANGED,
+    initialize_result,
+)
 from dx_lsp_telemetry.parent import hard_exit, wait_for_exit
 from dx_lsp_telemetry.paths import resolve_home
+from dx_lsp_telemetry.pusher import NotAllowed
 from dx_lsp_telemetry.settings import SECTION
+from dx_lsp_telemetry.shown import is_unicode, show
 
 log = logging.getLogger(__name__)
 
 INVALID_REQUEST, INVALID_PARAMS, INTERNAL_ERROR = -32600, -32602, -32603
 NOT_INITIALIZED = -32002
+#: LSP's RequestFailed: the request was fine, the operation was not possible here
+REQUEST_FAILED = -32803
 #: how long a request sent right after `initialize` waits for the settings to apply
 READY_WAIT_SECONDS = 5.0
 #: LSP's MessageType of window/logMessage, by logging level
@@ -39,11 +51,16 @@ Pull = Callable[[], Awaitable[Any]]
 
 
 class Session:
-    def __init__(self, dispatcher: stdio.Dispatcher, client_process_id: int | None) -> None:
+    def __init__(
+        self, dispatcher: stdio.Dispatcher, client_process_id: int | None, reader: bool = False
+    ) -> None:
         self._dispatcher = dispatcher
         env = dict(os.environ)
         self.telemetry = Telemetry(
-            resolve_home(env), env, on_status=lambda s: dispatcher.notify(STATUS_CHANGED, s)
+            reader_paths(env) if reader else resolve_home(env),
+            env,
+            on_status=lambda s: dispatcher.notify(STATUS_CHANGED, s),
+            reader=reader,
         )
         self.parent_pid = client_process_id
         self.pull_settings_at_start = False
@@ -60,6 +77,8 @@ class Session:
         dispatcher.fast_notifications["exit"] = self._exit
         dispatcher.fast_paths[RECORD_USAGE] = self._record
         dispatcher.fast_paths[STATUS] = self._status
+        dispatcher.fast_paths[FORWARD_TAKE] = self._forward_take
+        dispatcher.fast_paths[FORWARD_DONE] = self._forward_done
         dispatcher.after_batch.append(self.telemetry.write_queued)
 
     # -- the lifecycle -----------------------------------------------------------------
@@ -182,12 +201,67 @@ class Session:
         return True
 
     def _status(self, msg_id: Any, params: Any, reply: stdio.Reply) -> bool:
+        return self._answer_when_ready(msg_id, reply, self.telemetry.status, "no status")
+
+    def _forward_take(self, msg_id: Any, params: Any, reply: stdio.Reply) -> bool:
+        limit = MAX_BATCH
+        if isinstance(params, dict) and params.get("limit") is not None:
+            limit = params["limit"]
+        if not isinstance(params, (dict, type(None))) or not _count(limit, 1, MAX_BATCH):
+            got = show(params if not isinstance(params, dict) else limit, 80)
+            reply(msg_id, error(INVALID_PARAMS, f"limit: expected 1 to {MAX_BATCH}, got {got}"))
+            return True
+        return self._answer_when_ready(
+            msg_id, reply, lambda: self.telemetry.forward_take(limit), "no batch to forward"
+        )
+
+    def _forward_done(self, msg_id: Any, params: Any, reply: stdio.Reply) -> bool:
+        problem = None
+        if not isinstance(params, dict):
+            problem = f"params: expected an object with batch and delivered, got {show(params, 80)}"
+        elif not _count(params.get("batch"), 0, 2**53):
+            got = show(params.get("batch"), 80)
+            problem = f"batch: expected the batch number forwardTake gave, got {got}"
+        elif not _count(params.get("delivered"), 0, MAX_BATCH):
+            problem = (
+                f"delivered: expected 0 to {MAX_BATCH}, got {show(params.get('delivered'), 80)}"
+            )
+        elif (text := params.get("problem")) is not None and not (
+            isinstance(text, str) and len(text) <= 500 and is_unicode(text)
+        ):
+            problem = (
+                f"problem: expected null or at most 500 characters of text, got {show(text, 80)}"
+            )
+        if problem is not None:
+            reply(msg_id, error(INVALID_PARAMS, problem))
+            return True
+        assert isinstance(params, dict)
+        return self._answer_when_ready(
+            msg_id,
+            reply,
+            lambda: self.telemetry.forward_done(
+                params["batch"], params["delivered"], params.get("problem") or None
+            ),
+            "the forwarded batch was not settled",
+        )
+
+    def _answer_when_ready(
+        self,
+        msg_id: Any,
+        reply: stdio.Reply,
+        work: Callable[[], Awaitable[Any]],
+        failed: str = "not done",
+    ) -> bool:
+        """`work`'s result as the answer, once `initialized` is done (waiting briefly for it)."""
+
         async def answer() -> None:
             try:
-                reply(msg_id, {"result": await self.telemetry.status()})
+                reply(msg_id, {"result": await work()})
+            except NotAllowed as exc:
+                reply(msg_id, error(REQUEST_FAILED, str(exc)))
             except Exception as exc:
-                log.exception("cannot compute status")
-                reply(msg_id, error(INTERNAL_ERROR, f"no status: {type(exc).__name__}"))
+                log.exception("%s", failed)
+                reply(msg_id, error(INTERNAL_ERROR, f"{failed}: {type(exc).__name__}"))
 
         if self.ready.is_set():
             self._spawn(answer())
@@ -217,6 +291,10 @@ def recorded(outcome: dict[str, Any] | BaseException) -> dict[str, Any]:
         return error(INTERNAL_ERROR, f"not recorded: {outcome}")
     log.error("recordUsage failed", exc_info=outcome)
     return error(INTERNAL_ERROR, f"not recorded: {type(outcome).__name__}")
+
+
+def _count(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def error(code: int, message: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -40,11 +41,18 @@ SOURCE_TOOLS: dict[str, str] = {
 #: Keys of the section that belong to the extension, not the sidecar.
 _EXTENSION_ONLY = {"python", "trace"}
 
+#: `machineSuffix`: a short name of this machine, appended to the tools it pushes
+MACHINE_SUFFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+#: between a tool and this machine's suffix in the pushed tool name
+SUFFIX_SEPARATOR = "@"
+
 _ENV_FALLBACKS = {
     "email": "DX_TELEMETRY_EMAIL",
     "tool": "DX_TELEMETRY_TOOL",
     "instanceUrl": "DX_TELEMETRY_INSTANCE_URL",
 }
+#: the fallbacks that name where days go (and so which push states a reader sees)
+DESTINATION_ENV = (_ENV_FALLBACKS["email"], _ENV_FALLBACKS["instanceUrl"])
 
 #: the OTLP receiver's port: never 4317/4318 (a developer's own collector)
 OTLP_PORT = 4319
@@ -78,6 +86,8 @@ class Settings:
     email: str = ""
     tool: str = ""
     instance_url: str = ""
+    #: appended to every tool this machine pushes (`claude-code@laptop`); "" for none
+    machine_suffix: str = ""
     day_boundary: DayBoundary = "utc"
     flush_enabled: bool = True
     flush_delay_seconds: int = 600
@@ -93,6 +103,11 @@ class Settings:
     )
     otlp: OtlpSettings = field(default_factory=OtlpSettings)
 
+    def pushed_tool(self, tool: str) -> str:
+        """The name DX gets for `tool` from this machine: with `machineSuffix`, two machines
+        of one developer push two tools instead of two records under one (email, date, tool)."""
+        return f"{tool}{SUFFIX_SEPARATOR}{self.machine_suffix}" if self.machine_suffix else tool
+
     def to_editor_dict(self) -> dict[str, Any]:
         """The nested camelCase form the editor sends (and `parse_settings` reads)."""
         return {
@@ -100,6 +115,7 @@ class Settings:
             "email": self.email,
             "tool": self.tool,
             "instanceUrl": self.instance_url,
+            "machineSuffix": self.machine_suffix,
             "dayBoundary": self.day_boundary,
             "flush": {
                 "enabled": self.flush_enabled,
@@ -238,6 +254,7 @@ def parse_settings(
         email=r.string("email", max_len=320),
         tool=r.string("tool", max_len=100),
         instance_url=r.string("instanceUrl").rstrip("/"),
+        machine_suffix=_machine_suffix(r),
         day_boundary=day_boundary,
         flush_enabled=r.boolean("flush.enabled", True),
         flush_delay_seconds=r.integer("flush.delaySeconds", 600, 0, 86_400),
@@ -272,6 +289,7 @@ _KNOWN_TOP = {
     "email",
     "tool",
     "instanceUrl",
+    "machineSuffix",
     "dayBoundary",
     "flush",
     "reportInactiveDays",
@@ -281,6 +299,20 @@ _KNOWN_TOP = {
     "sources",
     "otlp",
 }
+
+
+def _machine_suffix(r: _Reader) -> str:
+    """`machineSuffix`: letters, digits, `.`, `_`, `-`, at most 32; anything else is named and
+    ignored (this machine then pushes plain tool names, as with none set)."""
+    value = r.string("machineSuffix", max_len=200)
+    if value and not MACHINE_SUFFIX.fullmatch(value):
+        r.bad(
+            "machineSuffix",
+            "1 to 32 letters, digits, '.', '_' or '-' (e.g. laptop), a letter or digit first",
+            value,
+        )
+        return ""
+    return value
 
 
 def _otlp(r: _Reader, env: Mapping[str, str]) -> OtlpSettings:

@@ -21,12 +21,13 @@ if TYPE_CHECKING:
 SWITCH_INTERVAL = 0.001
 
 
-def serve(client_process_id: int | None = None) -> int:
+def serve(client_process_id: int | None = None, reader: bool = False) -> int:
+    """The LSP sidecar; `reader`: a remote host's, which reads and forwards, never pushes."""
     sys.setswitchinterval(SWITCH_INTERVAL)
     sessions: list[Session] = []
 
     def setup(dispatcher: stdio.Dispatcher) -> None:
-        sessions.append(Session(dispatcher, client_process_id))
+        sessions.append(Session(dispatcher, client_process_id, reader))
 
     def prepare() -> None:
         import dx_lsp_telemetry.server  # noqa: F401 (pygls, lsprotocol, cattrs)

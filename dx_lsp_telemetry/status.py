@@ -11,12 +11,13 @@ from typing import Any
 from dx_lsp_telemetry import __version__
 from dx_lsp_telemetry.config import blocking_problems, destination_of, push_target
 from dx_lsp_telemetry.daybook import late_totals, read_day
-from dx_lsp_telemetry.days import window_days
+from dx_lsp_telemetry.days import shown_days
 from dx_lsp_telemetry.journal import Journal, JournalEntry
 from dx_lsp_telemetry.ledger import LedgerError
 from dx_lsp_telemetry.ledger_index import LedgerIndex
 from dx_lsp_telemetry.problems import Namer, editor_name
 from dx_lsp_telemetry.settings import Settings
+from dx_lsp_telemetry.states import day_state
 from dx_lsp_telemetry.summary import Totals
 
 #: how a status problem begins when the ledger could not be read at all (the CLI exits 1)
@@ -36,14 +37,19 @@ class StatusInputs:
     managed: Mapping[str, Any] = field(default_factory=dict)
     #: how the front end showing the status names settings (the CLI: its own variables)
     namer: Namer = editor_name
+    #: a remote host's reader: no push, so no push problems and no push states
+    reader: bool = False
 
 
 def build_status(inputs: StatusInputs, index: LedgerIndex, journal: Journal) -> dict[str, Any]:
     settings = inputs.settings
-    days = window_days(inputs.now, settings.day_boundary, settings.backfill_days)
+    # beyond a short window too, so a day that left it shows as `expired` where users look
+    days = shown_days(inputs.now, settings.day_boundary, settings.backfill_days)
     today = days[0]
+    if inputs.reader:
+        days = [today]
     problems = list(inputs.extra_problems)
-    if settings.enabled:
+    if settings.enabled and not inputs.reader:
         problems += blocking_problems(settings, inputs.token, inputs.namer)
     journal.load()
     entries: list[dict[str, Any]] = []
@@ -64,9 +70,11 @@ def build_status(inputs: StatusInputs, index: LedgerIndex, journal: Journal) -> 
     }
     config: dict[str, Any] = {
         "ok": not problems,
-        "destination": destination_of(settings),
+        "destination": "forward" if inputs.reader else destination_of(settings),
         "problems": problems,
     }
+    if settings.machine_suffix and not inputs.reader:
+        config["machineSuffix"] = settings.machine_suffix  # what DX's tool names end in
     if inputs.managed:  # only on a machine with a managed configuration
         config["managed"] = dict(inputs.managed)
     return {
@@ -119,22 +127,14 @@ def _day_entry(
     totals: Totals,
     pushed: JournalEntry | None,
 ) -> dict[str, Any]:
-    entry: dict[str, Any] = {"date": day.isoformat(), "tool": tool, "state": "pending"}
-    if day == today:
-        entry["state"] = "open"
-    elif pushed is not None and pushed.state not in ("sending", "pending"):
-        entry["state"] = pushed.state
-        if pushed.state in ("pushed", "outbox"):
-            entry["pushedAt"] = pushed.at
-        if pushed.error and pushed.state in ("failed", "unconfirmed"):
-            entry["error"] = pushed.error
-    elif day < oldest:
-        entry["state"] = "expired"  # never pushed, and outside the window: it never will be
-    elif pushed is not None and pushed.state == "pending":
-        if pushed.error:
-            entry["error"] = pushed.error
-        if pushed.retry_at:
-            entry["retryAt"] = pushed.retry_at
+    state = day_state(day, today, oldest, pushed.state if pushed else None)
+    entry: dict[str, Any] = {"date": day.isoformat(), "tool": tool, "state": state}
+    if pushed is not None and state in ("pushed", "outbox"):
+        entry["pushedAt"] = pushed.at
+    elif pushed is not None and pushed.error:  # why it failed, or its last try (pending, expired)
+        entry["error"] = pushed.error
+    if pushed is not None and state == "pending" and pushed.retry_at:
+        entry["retryAt"] = pushed.retry_at  # a transient failure: DX was not reached
     entry["totals"] = totals.to_status()
     return entry
 

@@ -279,3 +279,72 @@ class OpenCodeDb:
 
     def legacy_message(self, sid: str, source: str, index: int) -> str:
         return imported_id("msg", f"{source}:{index}")
+
+    def resumed_session(self, ts: datetime, provider: str, model: str, turns: int) -> str:
+        """A Claude Code or Codex session as Kilo's `/resume-claude` and `/resume-codex` write it
+        (Kilo-Org/kilocode `session-resume`: `mapTranscript`, through `SessionResumeImport.write`)
+        into a new, empty session: new ascending ids, each assistant message under the source's
+        provider and model with zero tokens and cost, text parts only (and tool and reasoning
+        parts, never a step-start or step-finish), an import notice on the last one."""
+        sid = self.session(ts)
+        for _ in range(turns):
+            user = ascending("msg", ts)
+            self._message(
+                user,
+                sid,
+                ts,
+                {
+                    "role": "user",
+                    "time": {"created": ms(ts)},
+                    "agent": "code",
+                    "model": {"providerID": "kilo", "modelID": "kilo/auto"},
+                },
+            )
+            self.part(sid, user, ts, {"type": "text", "text": SECRET})
+            answer = ascending("msg", ts)
+            self._message(
+                answer,
+                sid,
+                ts,
+                {
+                    "role": "assistant",
+                    "parentID": user,
+                    "time": {"created": ms(ts), "completed": ms(ts)},
+                    "mode": "code",
+                    "agent": "code",
+                    "cost": 0,
+                    "tokens": step_tokens(0, 0),
+                    "modelID": model,
+                    "providerID": provider,
+                    "path": {"cwd": "/home/dev/secret-project", "root": "/home/dev/secret-project"},
+                    "finish": "stop",
+                },
+            )
+            self.part(sid, answer, ts, {"type": "text", "text": f"answer about {SECRET}"})
+        notice = "---\n*This conversation was imported from an external session.*"
+        self.part(
+            sid, answer, ts, {"type": "text", "text": notice, "synthetic": True, "ignored": True}
+        )
+        return sid
+
+    def fork(self, sid: str, ts: datetime, *, zero_cost: bool = False) -> str:
+        """The session forked at `ts` as OpenCode's and Kilo's `fork` write it: a new session,
+        then every message again (its data, its own `time` included, under a new id) and every
+        part again under a new id, step-finish parts with their tokens (`zero_cost`: Kilo sets
+        their cost to 0); the new session's id."""
+        forked = self.session(ts, slug="forked-forest")
+        messages = self.db.execute(
+            "SELECT id, data FROM message WHERE session_id = ? ORDER BY id", (sid,)
+        ).fetchall()
+        for old_id, data in messages:
+            new_id = ascending("msg", ts)
+            self._message(new_id, forked, ts, json.loads(data))
+            parts = self.db.execute(
+                "SELECT data FROM part WHERE message_id = ? ORDER BY id", (old_id,)
+            ).fetchall()
+            for (part_data,) in parts:
+                part = json.loads(part_data)
+                if zero_cost and part.get("type") == "step-finish":
+                    part["cost"] = 0
+                self.part(forked, new_id, ts, part)
+        return forked

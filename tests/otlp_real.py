@@ -52,11 +52,19 @@ def exports(tool: str, shift: timedelta | None = None) -> list[tuple[str, dict[s
     return found
 
 
-def transcript(shift: timedelta) -> str:
-    """The Claude Code transcript of the same session, its times moved by `shift`."""
-    text = gzip.decompress((FIXTURES / "claude-code" / "transcript.jsonl.gz").read_bytes())
+def transcripts(tool: str, shift: timedelta) -> dict[Path, str]:
+    """A Claude Code capture's transcripts by their path under the project folder (the
+    session's, and its subagents' in `<session>/subagents/`), times moved by `shift`."""
+    root = FIXTURES / tool / "transcripts"
+    return {
+        path.relative_to(root).with_suffix(""): _moved_lines(path, shift)
+        for path in sorted(root.rglob("*.jsonl.gz"))
+    }
+
+
+def _moved_lines(path: Path, shift: timedelta) -> str:
     lines = []
-    for line in text.decode().splitlines():
+    for line in gzip.decompress(path.read_bytes()).decode().splitlines():
         data = json.loads(line)
         if isinstance(data.get("timestamp"), str):
             data["timestamp"] = _iso(data["timestamp"], shift)

@@ -273,7 +273,7 @@ async def assert_defaults_in_use(client: Sidecar, home: Path) -> None:
     with pytest.raises(JsonRpcException) as refused:
         await client.record(event_id=f"bad-{uuid.uuid4()}", timestamp=days_ago(8, 23, 30))
     assert refused.value.code == INVALID_PARAMS and "backfill window" in refused.value.message
-    saved = json.loads((home / "settings.json").read_text())  # what the CLI will use
+    saved = json.loads((home / "settings.json").read_text())["dxTelemetry"]  # what the CLI uses
     assert {k: saved[k] for k in DEFAULTS_SAVED} == DEFAULTS_SAVED
     assert saved["sources"]["claudeCode"] == {"enabled": False, "tool": "claude-code", "path": ""}
 
@@ -536,7 +536,9 @@ async def test_malformed_journal_lines_are_skipped_with_a_warning_and_nothing_el
                 {"date": date_ago(3), "tool": TOOL, "destination": "outbox"},
             ],
             "failed": [],
+            "pending": [],
             "unconfirmed": [],
+            "expired": [],
         }  # day 2 is not written twice
         status = await client.status()
         assert [state_of(status, date_ago(n)) for n in (2, 3, 4)] == ["outbox"] * 3

@@ -292,14 +292,22 @@ def test_flush_to_the_outbox_late_events_and_report_days(home: Path) -> None:
     assert flushed == {
         "pushed": [{"date": date_ago(n), "tool": TOOL, "destination": "outbox"} for n in (5, 3, 2)],
         "failed": [],
+        "pending": [],
         "unconfirmed": [],
+        "expired": [],
     }
     outbox = home / "outbox" / f"{date_ago(2)}__{TOOL}.json"
     expected = dx_record(date_ago(2), events=1, spend=1, input_tokens=10)  # 0.5 rounds half up
     assert json.loads(outbox.read_text()) == expected
 
     again = run_cli(home, "flush", "--json", **OUTBOX_ENV)
-    assert json.loads(again.stdout) == {"pushed": [], "failed": [], "unconfirmed": []}
+    assert json.loads(again.stdout) == {
+        "pushed": [],
+        "failed": [],
+        "pending": [],
+        "unconfirmed": [],
+        "expired": [],
+    }
     assert again.returncode == EXIT_OK and "nothing to push" in again.stderr
 
     late = record_at(home, days_ago(2, 15), "--event-id late --input-tokens 5", **OUTBOX_ENV)
@@ -418,7 +426,7 @@ async def test_the_cli_uses_the_settings_a_sidecar_saved(home: Path, dx: FakeDx)
     }
     async with sidecar(home, settings) as client:
         await client.record(timestamp=days_ago(2), model="model-a", input_tokens=4, spend_cents=2)
-    assert json.loads((home / "settings.json").read_text())["instanceUrl"] == dx.url
+    assert json.loads((home / "settings.json").read_text())["dxTelemetry"]["instanceUrl"] == dx.url
 
     # the fallbacks apply only where a setting is empty: the saved settings win
     flushed = run_cli(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.fake_dx import FakeDx
-from tests.harness import BASE_SETTINGS, date_ago, days_ago, sidecar, state_of, until
+from tests.harness import BASE_SETTINGS, date_ago, days_ago, sidecar, state_of, until, until_async
 
 
 async def test_a_complete_day_is_pushed_once_with_exact_totals(home: Path, dx: FakeDx) -> None:
@@ -30,7 +30,9 @@ async def test_a_complete_day_is_pushed_once_with_exact_totals(home: Path, dx: F
         assert result == {
             "pushed": [{"date": date_ago(2), "tool": "acme-ai", "destination": "dx"}],
             "failed": [],
+            "pending": [],
             "unconfirmed": [],
+            "expired": [],
         }
         assert dx.stored == [
             {
@@ -47,7 +49,13 @@ async def test_a_complete_day_is_pushed_once_with_exact_totals(home: Path, dx: F
             }
         ]
         again = await client.command("dxTelemetry.flushNow")
-        assert again == {"pushed": [], "failed": [], "unconfirmed": []}
+        assert again == {
+            "pushed": [],
+            "failed": [],
+            "pending": [],
+            "unconfirmed": [],
+            "expired": [],
+        }
         status = await client.status()
         assert state_of(status, date_ago(2)) == "pushed"
         await until(
@@ -64,6 +72,9 @@ async def test_an_event_for_a_complete_day_recorded_after_start_up_is_pushed_by_
         await until(lambda: client.statuses and client.statuses[-1]["leader"], what="leadership")
         await client.record(event_id="late-backfill", timestamp=days_ago(3), input_tokens=9)
         await until(lambda: dx.stored, what="the background push")
-        status = await client.status()
-        assert state_of(status, date_ago(3)) == "pushed"
+
+        async def pushed() -> bool:  # DX stores it before the journal says so
+            return state_of(await client.status(), date_ago(3)) == "pushed"
+
+        await until_async(pushed, what="the day's state to become pushed")
     assert [(r["date"], r["input_tokens"]) for r in dx.stored] == [(date_ago(3), 9)]

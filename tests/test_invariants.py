@@ -40,7 +40,13 @@ from tests.harness import (
 TOOL = "acme-ai"
 EMAIL = "dev@example.com"
 FLUSH_NOW = "dxTelemetry.flushNow"
-NOTHING_TO_PUSH: dict[str, list[Any]] = {"pushed": [], "failed": [], "unconfirmed": []}
+NOTHING_TO_PUSH: dict[str, list[Any]] = {
+    "pushed": [],
+    "failed": [],
+    "pending": [],
+    "unconfirmed": [],
+    "expired": [],
+}
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -151,7 +157,9 @@ def pushed(*items: tuple[str, str]) -> dict[str, Any]:
     return {
         "pushed": [{"date": d, "tool": t, "destination": "dx"} for d, t in items],
         "failed": [],
+        "pending": [],
         "unconfirmed": [],
+        "expired": [],
     }
 
 

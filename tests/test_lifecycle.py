@@ -287,7 +287,9 @@ async def test_did_change_configuration_applies_settings_without_a_restart(
         assert await client.command(FLUSH_NOW) == {
             "pushed": [{"date": day, "tool": "beta-ai", "destination": "dx"}],
             "failed": [],
+            "pending": [],
             "unconfirmed": [],
+            "expired": [],
         }
         assert [r["tool"] for r in dx.stored] == ["beta-ai"]
 
@@ -320,7 +322,9 @@ async def test_pull_model_settings_are_read_with_workspace_configuration(
         assert await client.command(FLUSH_NOW) == {
             "pushed": [{"date": day, "tool": "acme-ai", "destination": "dx"}],
             "failed": [],
+            "pending": [],
             "unconfirmed": [],
+            "expired": [],
         }
     assert [(r["email"], r["date"], r["input_tokens"]) for r in dx.stored] == [
         ("pulled@example.com", day, 6)

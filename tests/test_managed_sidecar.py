@@ -132,9 +132,13 @@ async def test_managed_values_beat_user_settings_and_env_fallbacks_in_a_real_pus
         assert [(r["email"], r["tool"], r["date"]) for r in dx.stored] == [
             ("boss@example.com", "env-tool", date_ago(2))
         ]
-    # the CLI gets the editor's own values; it applies the managed file itself
+    # the CLI gets the editor's own values; it applies the managed file itself. The
+    # destination is the one this window used, so a CLI without the managed file reads the
+    # states of the days it pushed
     saved = json.loads((home / "settings.json").read_text())
-    assert (saved["email"], saved["flush"]["delaySeconds"]) == ("me@example.com", 86400)
+    section = saved["dxTelemetry"]
+    assert (section["email"], section["flush"]["delaySeconds"]) == ("me@example.com", 86400)
+    assert saved["destination"] == {"instanceUrl": dx.url, "email": "boss@example.com"}
 
 
 async def test_a_bad_managed_file_is_a_problem_in_status_and_the_rest_applies(

@@ -1,7 +1,7 @@
 """One request, counted once, whichever channels see it: Claude Code's transcript and its OTLP
 events share the request id (the real tool's transcript and export of one session, in both
 orders); the cut-over from the old transcript keys counts nothing twice; for a tool with no
-shared key (Codex) its log source wins while it is on."""
+shared key (Codex, Qwen Code) its log source wins while it is on."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from dx_lsp_telemetry.days import format_ts, utc_now
 from dx_lsp_telemetry.otlp import ids
 from dx_lsp_telemetry.sources.base import HeldIds, SourceRecord
 from dx_lsp_telemetry.sources.claude_code import ClaudeCode
-from dx_lsp_telemetry.sources.claude_keys import KEYS_FILE, key_epoch, legacy_key
+from dx_lsp_telemetry.sources.claude_keys import KEYS_FILE, key_epoch, legacy_key, side_key
 from dx_lsp_telemetry.sources.ingest import event_id
 from tests.harness import all_files_text, until_async
 from tests.otlp_harness import answer, ledger_usage, post, receiver
@@ -28,35 +28,55 @@ from tests.otlp_payloads import (
     free_port,
     logs_request,
 )
-from tests.otlp_real import exports, known, known_totals, shift_for, transcript
+from tests.otlp_real import exports, known, known_totals, shift_for, transcripts
+from tests.real.captured import copy_files
 from tests.source_logs import claude_usage, codex_usage, ingestor, ledger_total, write_lines
 from tests.test_otlp_tools import today_tokens, totals
-from tests.test_source_claude import S1, S2, response
+from tests.test_source_claude import S1, S2, response, subagent_file
 from tests.test_source_claude import transcript as transcript_path
 from tests.test_source_codex import rollout
 
-CLAUDE_SESSION = "cbdc9676-7e1b-46c6-a107-18280b77cc35"
+#: the real Claude Code's sessions: two prompts; and one of them run by a subagent
+CAPTURES = {
+    "claude-code": (
+        "-tmp-dx-real-capture-claude-code-work",
+        "cbdc9676-7e1b-46c6-a107-18280b77cc35",
+    ),
+    "claude-code-subagent": (
+        "-tmp-dx-real-capture-claude-code-subagent-work",
+        "d9c6fb17-4469-4186-b2a3-52a0538887ad",
+    ),
+}
 
 
 def claude_source(logs: Path) -> dict[str, Any]:
     return {"sources": {"claudeCode": {"enabled": True, "path": str(logs)}}}
 
 
+@pytest.mark.parametrize("capture", sorted(CAPTURES))
 @pytest.mark.parametrize("first", ["otlp", "transcript"])
 async def test_claude_code_seen_through_both_channels_counts_once(
-    home: Path, tmp_path: Path, first: str
+    home: Path, tmp_path: Path, first: str, capture: str
 ) -> None:
+    """The real Claude Code's transcripts and OTLP export of one session; with a subagent, its
+    request is in `<session>/subagents/agent-*.jsonl` (`isSidechain`) and OTLP's `request_id`
+    is its `requestId` there too."""
     logs = tmp_path / "claude"
-    shift = shift_for("claude-code")
-    path = logs / "projects" / "-tmp-dx-real-capture-claude-code-work" / f"{CLAUDE_SESSION}.jsonl"
-    expected = (len(known("claude-code")), *known_totals("claude-code"))
+    shift = shift_for(capture)
+    project, session = CAPTURES[capture]
+    folder = logs / "projects" / project
+    files = transcripts(capture, shift)
+    assert (Path(f"{session}.jsonl") in files) and (len(files) == 2) == ("subagent" in capture)
+    expected = (len(known(capture)), *known_totals(capture))
 
-    def write_transcript() -> None:
-        path.write_text(transcript(shift))
+    def write_transcripts() -> None:
+        for relative, text in files.items():
+            (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+            (folder / relative).write_text(text)
 
-    path.parent.mkdir(parents=True)  # the folder the sidecar watches, before the file
+    folder.mkdir(parents=True)  # the folder the sidecar watches, before the files
     if first == "transcript":
-        write_transcript()
+        write_transcripts()
     async with receiver(home, **claude_source(logs)) as (client, url):
 
         async def read(n: int) -> bool:
@@ -64,21 +84,23 @@ async def test_claude_code_seen_through_both_channels_counts_once(
             return len(lines) >= n
 
         if first == "transcript":
-            await until_async(lambda: read(1), what="the transcript read")
-        for signal, request in exports("claude-code", shift):
+            await until_async(lambda: read(len(known(capture))), what="the transcripts read")
+        for signal, request in exports(capture, shift):
             response_ = await post(url, signal, request)
             assert (response_.status_code, answer(response_)) == (200, {})
         if first == "otlp":
             assert today_tokens(await client.status(), "claude-code") == expected
-            write_transcript()
-            await until_async(lambda: read(1), what="the transcript read after the export")
+            write_transcripts()
+            await until_async(
+                lambda: read(len(known(capture))), what="the transcripts read after the export"
+            )
         status = await client.status()
         assert today_tokens(status, "claude-code") == expected
     sources = {line["source"] for line in ledger_usage(home)}
     assert sources == {"claude-code", "otlp:claude-code"}  # both channels did write
     assert totals(home, "claude-code") == expected
     stored = all_files_text(home)
-    assert "Say hello." not in stored and CLAUDE_SESSION not in stored
+    assert "Say hello." not in stored and session not in stored and "agent-" not in stored
 
 
 class EarlierClaudeCode(ClaudeCode):
@@ -162,6 +184,53 @@ async def test_the_cut_over_from_message_keys_counts_no_request_twice(tmp_path: 
     assert (final.events, final.tokens) == (4, (40, 337, 1000, 2300))
 
 
+async def test_the_cut_over_keeps_a_subagent_s_earlier_ids(tmp_path: Path) -> None:
+    """Earlier versions counted a subagent's response once per session and message id; after
+    the upgrade a re-read keeps those ids, a new subagent request takes its request id (as its
+    OTLP event does), and OTLP leaves the requests from before the cut-over to the transcript."""
+    logs, data = tmp_path / "claude", tmp_path / "data"
+    write_lines(transcript_path(logs, S1), [response(1, claude_usage(10, 100, 1000, 0))])
+    agent = subagent_file(logs, S1, "a1b2")
+    old_side = response(7, claude_usage(7, 70, 0, 700), request="req_agent_7", sidechain=True)
+    write_lines(agent, [old_side])
+    ingestor(data, EarlierClaudeCode(), logs).scan()
+    before = ledger_total(data, "claude-code")
+    assert before.events == 2
+
+    new_side = new_response(8, utc_now(), claude_usage(8, 80, 0, 800))
+    new_side.update(isSidechain=True, requestId="req_agent_8")
+    write_lines(agent, [new_side])
+    source = ClaudeCode()
+    ingestor(data, source, logs).scan()
+    (data / "sources" / "claude-code.json").unlink()  # a lost checkpoint: all read again
+    ingestor(data, ClaudeCode(), logs).scan()
+    after = ledger_total(data, "claude-code")
+    assert (after.events, after.tokens) == (3, (25, 250, 1000, 1500))
+    stored_ids = {line["event_id"] for line in ledger_usage(data)}
+    assert stored_ids == {
+        event_id(source, legacy_key("msg_010001", "req_010001")),
+        event_id(source, side_key(S1, "msg_010007")),
+        ids.claude_request("req_agent_8"),
+    }
+
+    since = key_epoch(data / "sources").since
+    async with receiver(data, free_port(), **claude_source(logs)) as (client, url):
+        sent_at = datetime.fromisoformat(new_side["timestamp"].replace("Z", "+00:00"))
+        batch = claude_logs(
+            [
+                claude_api_request(
+                    since - timedelta(minutes=1), "req_agent_7", inp=7, out=70, cache_read=700
+                ),
+                claude_api_request(sent_at, "req_agent_8", inp=8, out=80, cache_read=800),
+            ]
+        )
+        result = await post(url, "/v1/logs", batch)
+        assert (result.status_code, answer(result)) == (200, {})
+        await client.status()
+    final = ledger_total(data, "claude-code")
+    assert (final.events, final.tokens) == (3, (25, 250, 1000, 1500))
+
+
 def test_a_fresh_data_folder_keys_by_request_and_never_looks_up_old_ids(tmp_path: Path) -> None:
     logs, data = tmp_path / "claude", tmp_path / "data"
     write_lines(transcript_path(logs, S1), [response(1, claude_usage(10, 100, 0, 0))])
@@ -217,3 +286,29 @@ async def test_codex_its_log_source_wins_while_on_else_otlp_counts(
     else:
         assert today_tokens(status, "codex_exec") == expected
         assert today_tokens(status, "codex") is None
+
+
+@pytest.mark.parametrize("log_source_on", [True, False])
+async def test_qwen_code_its_log_source_wins_while_on_else_otlp_counts(
+    home: Path, tmp_path: Path, log_source_on: bool
+) -> None:
+    """One real Qwen Code 0.24.4 run's chat and OTLP export (tests/real/captures/qwen-code):
+    four calls (two answers, two background memory extractions), each counted once, by the log
+    source while it is on, else by the receiver."""
+    logs = copy_files("qwen-code", "home/.qwen", tmp_path / "qwen")
+    sources = {"qwenCode": {"enabled": log_source_on, "path": str(logs)}}
+    expected = (len(known("qwen-code")), *known_totals("qwen-code"))
+    # the chat keeps its capture's dates
+    async with receiver(home, sources=sources, retentionDays=3650) as (_, url):
+        if log_source_on:
+
+            async def read() -> bool:
+                return totals(home, "qwen-code") == expected
+
+            await until_async(read, what="the chat read")
+        for signal, request in exports("qwen-code"):
+            response_ = await post(url, signal, request)
+            assert (response_.status_code, answer(response_)) == (200, {})
+    assert totals(home, "qwen-code") == expected
+    channel = "qwen-code" if log_source_on else "otlp:qwen-code"
+    assert {line["source"] for line in ledger_usage(home)} == {channel}

@@ -1,6 +1,6 @@
 """Each tool's OTLP export to usage events: the real tools' exports (captured offline against a
-fake model API whose usage is known), then what the captures lack (Qwen Code, Copilot Chat,
-older encodings), through a real sidecar's receiver over real HTTP."""
+fake model API whose usage is known), then what the captures lack (Copilot Chat, Qwen Code over
+Gemini's API, older encodings), through a real sidecar's receiver over real HTTP."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ REAL = {
     "gemini-cli": ("gemini-cli", "gemini-cli"),
     "codex": ("codex_exec", "codex"),
     "copilot-cli": ("github-copilot", "copilot-cli"),
+    "qwen-code": ("qwen-code", "qwen-code"),
 }
 TOOLS_SETTING = {"codex_exec": "codex", "github-copilot": "copilot-cli"}
 
@@ -152,6 +153,8 @@ async def test_gemini_cli_and_qwen_code_input_without_cache_and_thoughts_as_outp
         gemini_api_response(now + timedelta(seconds=2), "p1", inp=1300, out=10, cached=1200),
         *gemini_twins(now, "p1", 1200, 47),
     ]
+    # Qwen Code with Gemini's own API (`--auth-type gemini`): thoughts beside the output, as
+    # its total says (the real capture, over an OpenAI-compatible API, has them inside)
     qwen = [
         gemini_api_response(
             now,
@@ -221,3 +224,38 @@ async def test_copilot_chat_spans_count_and_invoke_agent_does_not(home: Path) ->
         assert (other.status_code, answer(other)) == (200, {})
     assert totals(home, "github-copilot") == (3, 400 + 600 + 900, 309, 100, 1900)
     assert totals(home, "gemini-cli")[0] == 0
+
+
+def as_copilot_chat(request: dict[str, Any]) -> dict[str, Any]:
+    """A real Copilot CLI traces body as Copilot Chat would label it: the same GenAI span
+    instrumentation (`chat <model>` spans with `gen_ai.usage.*`, an `invoke_agent` around
+    them) under Copilot Chat's default `service.name`."""
+    for resource_spans in request["resourceSpans"]:
+        for pair in resource_spans["resource"]["attributes"]:
+            if pair["key"] == "service.name":
+                pair["value"] = {"stringValue": "copilot-chat"}
+    return request
+
+
+@pytest.mark.parametrize("log_source", ["copilotChat", "copilotCli"])
+async def test_copilot_chat_counts_the_real_copilot_span_shape_unless_its_log_source_is_on(
+    home: Path, tmp_path: Path, log_source: str
+) -> None:
+    """Copilot Chat cannot run here (README); its mapping is pinned on the real Copilot CLI
+    1.0.102 spans (string counts, the cache inside input, `invoke_agent` repeating each call).
+    While Copilot Chat's own log source is on, the receiver leaves Copilot Chat to it; Copilot
+    CLI's log source says nothing about Copilot Chat."""
+    traces = [(p, as_copilot_chat(r)) for p, r in exports("copilot-cli") if p == "/v1/traces"]
+    assert len(traces) == 2
+    (tmp_path / "logs").mkdir()
+    sources = {log_source: {"enabled": True, "path": str(tmp_path / "logs")}}
+    async with receiver(home, sources=sources) as (_, url):
+        for path, request in traces:
+            response = await post(url, path, request)
+            assert (response.status_code, answer(response)) == (200, {})
+    counted = totals(home, "copilot-chat")
+    if log_source == "copilotChat":
+        assert counted[0] == 0 and not ledger_usage(home)
+    else:
+        assert counted == (len(known("copilot-cli")), *known_totals("copilot-cli"))
+        assert {line["source"] for line in ledger_usage(home)} == {"otlp:copilot-chat"}

@@ -70,10 +70,11 @@ def write_history(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(body)
         size += len(body)
-        if s % 5 == 0:  # a subagent: replays of two of the session's responses, its own answer
-            replays = [{**line, "isSidechain": True, "requestId": "req_side"} for line in own[1:4]]
+        if s % 5 == 0:  # a side question: replays of the session's responses, its own answer
+            request = f"req_side_{s}"  # the side question's request: its id is its own
+            replays = [{**line, "isSidechain": True, "requestId": request} for line in own[1:4]]
             answer = claude_assistant(
-                start, session, f"msg_side_{s}", "req_side", claude_usage(5, 77), sidechain=True
+                start, session, f"msg_side_{s}", request, claude_usage(5, 77), sidechain=True
             )
             sub = path.parent / session / "subagents" / f"agent-{s}.jsonl"
             sub.parent.mkdir(parents=True)

@@ -97,7 +97,13 @@ def dx_record(
 
 
 def empty(report: CycleReport) -> bool:
-    return report.to_json() == {"pushed": [], "failed": [], "unconfirmed": []}
+    return report.to_json() == {
+        "pushed": [],
+        "failed": [],
+        "pending": [],
+        "unconfirmed": [],
+        "expired": [],
+    }
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "") -> None:
@@ -227,7 +233,9 @@ def test_a_success_is_journaled_pushed_with_the_id_dx_returned(world: World) -> 
     assert report.to_json() == {
         "pushed": [{"date": day(2), "tool": TOOL, "destination": "dx"}],
         "failed": [],
+        "pending": [],
         "unconfirmed": [],
+        "expired": [],
     }
     entry = world.entry(2)
     assert entry is not None
@@ -441,7 +449,11 @@ def test_connection_refused_leaves_the_day_pending_and_later_days_wait(
     assert entry.error and "could not reach DX" in entry.error
     assert entry.attempts == 1
     assert entry.retry_at == format_ts(NOW + timedelta(seconds=60))
-    assert report.failed == [{"date": day(4), "tool": TOOL, "error": entry.error}]
+    # `pending` in the cycle's report as in status: DX refused nothing, it was not reached
+    assert report.pending == [
+        {"date": day(4), "tool": TOOL, "error": entry.error, "retryAt": entry.retry_at}
+    ]
+    assert report.failed == [] and not report.ok
     assert report.stopped_early
     assert world.entry(3) is None  # never tried: the cycle stopped
     assert world.pusher.next_retry(world.settings, world.token) == NOW + timedelta(seconds=60)
@@ -462,7 +474,7 @@ def test_backoff_doubles_per_attempt_capped_at_an_hour_and_waits_for_retry_at(
     for attempt, delay in enumerate([60, 120, 240, 480, 960, 1920, 3600, 3600], 1):
         world.dx.then(Script(kind="status", status=503))
         report = world.cycle()
-        assert len(world.dx.requests) == attempt and report.failed
+        assert len(world.dx.requests) == attempt and report.pending and not report.failed
         entry = world.entry(2)
         assert entry is not None and (entry.state, entry.attempts) == ("pending", attempt)
         assert entry.retry_time == world.clock() + timedelta(seconds=delay)
@@ -741,7 +753,9 @@ def test_resend_sends_an_unconfirmed_day_once_more(world: World) -> None:
     assert report.to_json() == {
         "pushed": [{"date": day(2), "tool": TOOL, "destination": "dx"}],
         "failed": [],
+        "pending": [],
         "unconfirmed": [],
+        "expired": [],
     }
     assert world.dx.stored == [dx_record(2), dx_record(2)]  # the user chose to send it again
     entry = world.entry(2)
@@ -774,7 +788,7 @@ def test_resend_reports_a_new_failure(world: World) -> None:
         ("outbox", r"already pushed \(outbox at .*never sent twice"),
         ("marked", r"already pushed \(pushed at .*never sent twice"),
         ("today", r"is not complete yet"),
-        ("outside the window", r"is outside the backfill window"),
+        ("in the future", r"is not complete yet"),
         ("another tool", r"has no record for tool 'other-ai'"),
     ],
 )
@@ -793,10 +807,8 @@ def test_resend_refuses_what_must_not_be_sent(world: World, situation: str, mess
     elif situation == "today":
         world.record(0)
         n = 0
-    elif situation == "outside the window":
-        world.settings = replace(world.settings, backfill_days=3)
-        world.record(4)
-        n = 4
+    elif situation == "in the future":
+        n = -1
     else:
         tool = "other-ai"
     before = len(world.dx.requests)
@@ -805,6 +817,26 @@ def test_resend_refuses_what_must_not_be_sent(world: World, situation: str, mess
         world.resend(n, tool)
     assert len(world.dx.requests) == before
     assert world.states(n, tool) == states
+
+
+def test_an_expired_day_is_pushed_only_when_the_user_asks(world: World) -> None:
+    """Older than the window and never pushed: no cycle tries it, `flush --resend` does, once."""
+    world.settings = replace(world.settings, backfill_days=3)
+    world.record(5, input_tokens=7)
+    assert world.cycle().expired == []  # a background cycle names nothing: nobody reads it
+    assert world.cycle(manual=True).expired == [{"date": day(5), "tool": TOOL}]
+    assert world.dx.requests == []
+    expired = world.day_status(5)  # in status though outside the window
+    assert expired is not None and expired["state"] == "expired"
+    report = world.resend(5)
+    assert report.pushed == [{"date": day(5), "tool": TOOL, "destination": "dx"}]
+    assert world.dx.stored == [dx_record(5, input_tokens=7)]
+    pushed = world.day_status(5)
+    assert pushed is not None and pushed["state"] == "pushed"
+    assert empty(world.cycle(manual=True))
+    with pytest.raises(NotAllowed, match="never sent twice"):
+        world.resend(5)
+    assert len(world.dx.requests) == 1
 
 
 def test_mark_pushed_records_an_unconfirmed_day_as_pushed_without_sending(world: World) -> None:
@@ -868,14 +900,18 @@ def test_only_complete_days_inside_the_backfill_window_are_pushed_oldest_first(
     assert [p["date"] for p in report.pushed] == [day(3), day(2), day(1)]
     assert world.dx.stored == [dx_record(n, input_tokens=n + 1) for n in (3, 2, 1)]
     world.clock.advance(hours=11)  # still today
-    assert empty(world.cycle(manual=True))
+    again = world.cycle(manual=True)  # the days outside the window are named, never tried
+    assert again.expired == [{"date": day(n), "tool": TOOL} for n in (4, 5)]
+    assert again.ok and empty(replace(again, expired=[]))
     assert world.entry(0) is None and world.entry(4) is None and world.entry(5) is None
-    status = world.status()
+    status = world.status()  # 14 days, though the window is shorter: the expired ones show
     assert [(d["date"], d["state"]) for d in status["days"]] == [
         (day(0), "open"),
         (day(1), "pushed"),
         (day(2), "pushed"),
         (day(3), "pushed"),
+        (day(4), "expired"),
+        (day(5), "expired"),
     ]
 
 

@@ -15,10 +15,12 @@ from typing import Any
 
 import pytest
 
+from dx_lsp_telemetry.otlp.ids import claude_request
 from dx_lsp_telemetry.sources import tail
 from dx_lsp_telemetry.sources.checkpoints import Checkpoints
 from dx_lsp_telemetry.sources.claude_code import ClaudeCode
 from tests.harness import run_cli
+from tests.otlp_harness import ledger_usage
 from tests.source_logs import (
     SONNET,
     Day,
@@ -169,21 +171,39 @@ def test_sidechain_replays_of_the_sessions_responses_never_count(tmp_path: Path,
     assert ledger_total(data, TOOL).events == 3
 
 
-def test_a_side_answer_copied_by_a_later_sidechain_counts_once_across_a_restart(
+def test_a_subagent_s_request_is_keyed_by_its_request_id_like_otlp_s(tmp_path: Path) -> None:
+    """A subagent's own response (its transcript in `subagents/`, `isSidechain`) is one record
+    per request, under the event id the OTLP receiver gives the same `request_id`."""
+    logs, data = tmp_path / "claude", tmp_path / "data"
+    write_lines(transcript(logs, S1), [response(1, claude_usage(10, 100, 0, 1000))])
+    own = response(9, claude_usage(5, 77, 0, 1200), request="req_agent_9", sidechain=True)
+    write_lines(subagent_file(logs, S1, "a"), [own])
+    scan(data, logs)
+    assert tokens(data) == (10 + 5, 100 + 77, 0, 1000 + 1200)
+    ids = {line["event_id"] for line in ledger_usage(data)}
+    assert ids == {claude_request("req_010001"), claude_request("req_agent_9")}
+
+
+def test_a_subagent_response_read_again_elsewhere_counts_once_across_a_restart(
     tmp_path: Path,
 ) -> None:
-    """Two sidechain copies of one side answer (same message id, new request id) are one
-    record, the larger wins: also when the second appears after a restart."""
+    """A subagent's line copied with its request id into another sidechain file (as a fork
+    copies its parent's last response) is one record, the larger wins: also after a restart.
+    Another request of the same message id is another request, as it is in OTLP."""
     logs, data = tmp_path / "claude", tmp_path / "data"
     write_lines(transcript(logs, S1), [response(1, claude_usage(10, 100, 0, 1000))])
     side = response(9, claude_usage(5, 77, 0, 1200), request="req_side_a", sidechain=True)
     write_lines(subagent_file(logs, S1, "a"), [side])
     scan(data, logs)
-    later = response(9, claude_usage(5, 77, 0, 5000), request="req_side_b", sidechain=True)
+    later = response(9, claude_usage(5, 77, 0, 5000), request="req_side_a", sidechain=True)
     write_lines(subagent_file(logs, S1, "b"), [later])
     scan(data, logs)
     assert tokens(data) == (10 + 5, 100 + 77, 0, 1000 + 5000)
     assert ledger_total(data, TOOL).events == 2
+    again = response(9, claude_usage(1, 2, 0, 3), request="req_side_b", sidechain=True)
+    write_lines(subagent_file(logs, S1, "b"), [again])
+    scan(data, logs)
+    assert tokens(data) == (10 + 5 + 1, 100 + 77 + 2, 0, 1000 + 5000 + 3)
 
 
 def test_requestless_responses_dedupe_per_session_and_idless_lines_count_alone(

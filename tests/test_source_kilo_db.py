@@ -5,7 +5,8 @@ parts (`tests/opencode_logs.py`). It can import the legacy extension's tasks and
 importer (Kilo-Org/kilocode `legacy-migration/sessions`) derives the session, message and part
 ids from the task id (`ses_`/`msg_`/`prt_` + 26 hex of a SHA-1; `roo:<task>` for Roo Code's),
 keeps the task id as the slug, and writes the conversation without usage, under provider and
-model "legacy". The task's tokens are the legacy reader's to count, once.
+model "legacy". The task's tokens are the legacy reader's to count, once. Its `/resume-claude`
+and `/resume-codex` copy a Claude Code or Codex session's conversation without usage either.
 """
 
 from __future__ import annotations
@@ -15,11 +16,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from dx_lsp_telemetry.paths import DataPaths
+from dx_lsp_telemetry.sources.claude_code import ClaudeCode
 from dx_lsp_telemetry.sources.cline import KiloCode, RooCode
+from dx_lsp_telemetry.sources.codex import Codex
 from dx_lsp_telemetry.sources.ingest import IngestOptions, Ingestor
 from dx_lsp_telemetry.sources.opencode import KiloDb
+from tests import source_logs
 from tests.harness import all_files_text, cli_json, date_ago, run_cli
 from tests.opencode_logs import SECRET, OpenCodeDb, imported_id, step_tokens
+from tests.real.captured import copy_files
+from tests.real.test_captured_logs import bucket_totals
 from tests.source_logs import ledger_tallies
 from tests.test_source_cline import compact, roo_request, text, usage
 
@@ -174,3 +180,30 @@ def test_a_configured_path_replaces_the_defaults_of_the_store_found_there(tmp_pa
     assert KiloCode().homes(str(db_folder), env) == [db_folder]  # both there
     nothing = tmp_path / "not-yet"
     assert KiloCode().homes(str(nothing), env) == [nothing]
+
+
+def test_sessions_resumed_from_claude_code_and_codex_count_once_from_their_own_logs(
+    tmp_path: Path,
+) -> None:
+    """Kilo's `/resume-claude` and `/resume-codex` copy a real Claude Code or Codex session's
+    conversation into kilo.db without its usage (zero tokens, no step-finish part): the real
+    captures' requests count once, from the claudeCode and codex sources; only the turn the
+    developer then takes in Kilo counts for Kilo Code."""
+    claude = copy_files("claude-code", "home/.claude", tmp_path / "claude")
+    codex = copy_files("codex", "home/.codex", tmp_path / "codex")
+    kilo = OpenCodeDb(tmp_path / "kilo" / "kilo.db")
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    resumed = kilo.resumed_session(now, "anthropic", "claude-opus-5-5", turns=2)
+    kilo.resumed_session(now, "fake", "gpt-fake", turns=2)
+    kilo.user(resumed, now)
+    kilo.assistant(resumed, now, [step_tokens(1500, 30, cr=2000)], costs=[0.01])
+    data = DataPaths(tmp_path / "data")
+    keep = {"retentionDays": 3650}  # the captures keep their dates
+    source_logs.ingestor(data.home, ClaudeCode(), claude, settings=keep).scan()
+    source_logs.ingestor(data.home, Codex(), codex, settings=keep).scan()
+    assert ingestor(data, [kilo.path.parent], KiloCode()).scan().records == 1
+    for tool in ("claude-code", "codex"):
+        day = source_logs.ledger_total(data.home, tool)
+        assert (day.events, day.tokens) == (2, bucket_totals(tool)), tool
+    kilo_day = source_logs.ledger_total(data.home, "kilo-code")
+    assert (kilo_day.events, kilo_day.tokens) == (1, (1500, 30, 0, 2000))

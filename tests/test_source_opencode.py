@@ -12,11 +12,19 @@ import os
 import shutil
 import sqlite3
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from watchdog.events import (
+    DirModifiedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileOpenedEvent,
+)
 
 from dx_lsp_telemetry.paths import DataPaths
 from dx_lsp_telemetry.sources import opencode_db
@@ -24,6 +32,7 @@ from dx_lsp_telemetry.sources.checkpoints import Checkpoints
 from dx_lsp_telemetry.sources.ingest import IngestOptions, Ingestor, ScanStats
 from dx_lsp_telemetry.sources.opencode import OpenCode
 from dx_lsp_telemetry.sources.registry import by_label
+from dx_lsp_telemetry.sources.watcher import SCAN_INTERVAL_SECONDS, is_change
 from tests.harness import (
     BASE_SETTINGS,
     all_files_text,
@@ -31,6 +40,7 @@ from tests.harness import (
     date_ago,
     run_cli,
     sidecar,
+    sidecar_env,
     until_async,
 )
 from tests.ledger_oracle import winners
@@ -359,8 +369,16 @@ def test_homes_files_and_wants(tmp_path: Path) -> None:
         data / "opencode.db",
     ]
     assert list(source.files([data / "opencode.db"])) == [data / "opencode.db"]  # a file
-    assert source.watch_dirs([data]) == []  # the periodic scan reads them
-    assert source.wants(data / "opencode.db") and not source.wants(data / "opencode.db-wal")
+    # the data folder without its subfolders (snapshots, logs): the databases and their logs
+    assert source.watch_dirs([data]) == []
+    assert (
+        source.flat_watch_dirs([data]) == source.flat_watch_dirs([data / "opencode.db"]) == [data]
+    )
+    assert source.wants(data / "opencode.db") and source.wants(data / "opencode.db-wal")
+    assert source.file_for(data / "opencode.db-wal") == data / "opencode.db"
+    assert source.file_for(data / "opencode-nightly.db-journal") == data / "opencode-nightly.db"
+    assert not source.wants(data / "opencode.db-shm") and not source.wants(data / "kilo.db-wal")
+    assert not source.wants(data / "auth.json")
 
 
 def test_scan_source_takes_both_spellings() -> None:
@@ -401,25 +419,84 @@ def test_cli_scan_then_report_and_sources(home: Path, tmp_path: Path) -> None:
     assert sources["opencode"]["enabled"] is False and sources["opencode"]["tool"] == "opencode"
 
 
-async def test_a_sidecar_reads_an_enabled_opencode(home: Path, tmp_path: Path) -> None:
-    w = OpenCodeDb(tmp_path / "share" / "opencode" / "opencode.db")
+@pytest.mark.parametrize("name", ["opencode", "kiloCode"])
+async def test_a_sidecar_reads_a_step_committed_while_it_runs_within_seconds(
+    home: Path, tmp_path: Path, name: str
+) -> None:
+    """OpenCode's configured folder, and the rebuilt Kilo Code's default one: the data folder
+    is watched without its subfolders, a commit (a write of the write-ahead log) is a hint; a
+    step lands long before the next periodic scan (60 s), and nothing private is stored."""
+    user = tmp_path / "user"
+    app, label = ("opencode", "opencode") if name == "opencode" else ("kilo", "kilo-code")
+    folder = tmp_path / "share" / "opencode" if name == "opencode" else user / ".local/share/kilo"
+    w = OpenCodeDb(folder / f"{app}.db")
+    (folder / "snapshot" / "0a1b").mkdir(parents=True)  # what is not watched: the snapshots
     sid = w.session(at(date_ago(2)))
     w.assistant(sid, at(date_ago(2)), [step_tokens(100, 10), step_tokens(5, 1)])
+    source: dict[str, Any] = {"enabled": True}
+    if name == "opencode":
+        source["path"] = str(folder)
     settings: dict[str, Any] = {
         **BASE_SETTINGS,
         "flush": {"enabled": False, "delaySeconds": 0},
-        "sources": {"opencode": {"enabled": True, "path": str(w.path.parent)}},
+        "sources": {name: source},
     }
-    async with sidecar(home, settings) as client:
+    env = sidecar_env(home, HOME=str(user))
+    for variable in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "KILO_DB"):
+        env.pop(variable, None)
+    async with sidecar(home, settings, env=env) as client:
 
-        async def opencode_day() -> dict[str, Any] | None:
+        async def day_of(date: str) -> dict[str, Any] | None:
             status = await client.status()
-            return next(
-                (d for d in status["days"] if d["tool"] == "opencode" and d["date"] == date_ago(2)),
-                None,
-            )
+            found = [d for d in status["days"] if d["tool"] == label and d["date"] == date]
+            return found[0]["totals"] if found else None
 
-        day = await until_async(opencode_day, what="the initial scan of opencode.db")
-        assert day["totals"]["input_tokens"] == 105 and day["totals"]["events"] == 2
+        day = await until_async(lambda: day_of(date_ago(2)), what=f"the initial scan of {app}.db")
+        assert day["input_tokens"] == 105 and day["events"] == 2
+        scanned = time.monotonic()
+        (folder / "snapshot" / "0a1b" / "index").write_bytes(b"a snapshot")
+        w.assistant(sid, datetime.now(timezone.utc), [step_tokens(7, 3), step_tokens(1, 1)])
+
+        async def today() -> bool:
+            totals = await day_of(date_ago(0))
+            return totals is not None and totals["input_tokens"] == 8
+
+        await until_async(today, timeout=10, what="the steps committed while it runs")
+        assert time.monotonic() < scanned + SCAN_INTERVAL_SECONDS  # not the periodic scan
     w.close()
     assert SECRET not in all_files_text(home)
+
+
+@pytest.mark.parametrize("zero_cost", [False, True], ids=["opencode", "kilo"])
+def test_a_forked_session_counts_only_its_own_steps(oc: Setup, zero_cost: bool) -> None:
+    """A fork writes the session's step-finish parts again, tokens and all, under new ids
+    (Kilo zeroes their cost): only the steps taken in the fork after it count."""
+    sid = oc.writer.session(at(DAY1))
+    oc.writer.user(sid, at(DAY1, 10, 1))
+    oc.writer.assistant(sid, at(DAY1, 10, 1), [step_tokens(100, 10), step_tokens(200, 20)])
+    assert oc.scan().records == 2
+    fork = oc.writer.fork(sid, at(DAY2), zero_cost=zero_cost)
+    oc.writer.user(fork, at(DAY2, 10, 5))
+    oc.writer.assistant(fork, at(DAY2, 10, 5), [step_tokens(300, 30)], costs=[0.5])
+    assert oc.scan().records == 1
+    assert oc.totals() == {
+        (DAY1, "opencode"): (2, 300, 30, 0, 0, 0.3),
+        (DAY2, "opencode"): (1, 300, 30, 0, 0, 50.0),
+    }
+    # read from the start (a lost checkpoint, another machine's copy): the same
+    assert oc.new_ingestor().scan().records == 0
+    data = DataPaths(oc.data.home.parent / "fresh")
+    fresh = Ingestor(data, OpenCode(), [oc.home], IngestOptions("opencode", estimate=False))
+    assert fresh.scan().records == 3
+
+
+def test_a_reader_closing_the_write_ahead_log_is_no_hint(tmp_path: Path) -> None:
+    """Reading a database in WAL mode (ours: read-only) opens its `-wal` writable, so its close
+    is reported as a written file's: a hint would read again after each read. A commit writes
+    the log ("modified"): that is the hint."""
+    wal = str(tmp_path / "opencode.db-wal")
+    assert not is_change(FileClosedEvent(wal))
+    assert not is_change(FileClosedEvent(str(tmp_path / "kilo.db-journal")))
+    assert is_change(FileModifiedEvent(wal)) and is_change(FileCreatedEvent(wal))
+    assert is_change(FileClosedEvent(str(tmp_path / "s" / "ui_messages.json")))
+    assert not is_change(FileOpenedEvent(wal)) and not is_change(DirModifiedEvent(str(tmp_path)))

@@ -18,6 +18,9 @@ CODE_SERVER_DIR := $(EXT_CACHE)/code-server-$(CODE_SERVER_VERSION)-node$(NODE24_
 CODE_SERVER := $(CODE_SERVER_DIR)/bin/code-server
 EXT_VERSION := $(shell sed -n 's/^  "version": "\(.*\)",$$/\1/p' $(EXT)/package.json 2>/dev/null)
 VSIX = $(EXT)/dx-lsp-telemetry-$(EXT_VERSION).vsix
+# DX Telemetry Remote Reader: the same bundle under another id, for the workspace side
+READER_VSIX = $(EXT)/dx-lsp-telemetry-remote-$(EXT_VERSION).vsix
+READER_STAGE := $(EXT)/build/remote-reader
 EXT_NODE_STAMP := $(EXT)/node_modules/.installed
 EXT_LIBS_STAMP := $(EXT)/bundled/libs/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -64,8 +67,21 @@ $(VSIX): $(EXT_NODE_STAMP) $(EXT_LIBS_STAMP) $(wildcard $(EXT)/src/*.ts) $(EXT)/
 	cd $(EXT) && npm run --silent package -- --out dx-lsp-telemetry-$(EXT_VERSION).vsix
 	$(BIN)/python scripts/third_party_notices.py --extension $(EXT) --check-vsix $(VSIX)
 
-vsix: $(VSIX)
-	@ls -l $(VSIX)
+# Staged from what the main .vsix was built from (dist/, bundled/libs), with its own manifest.
+$(READER_VSIX): $(VSIX) $(EXT)/remote-reader/README.md $(EXT)/scripts/reader-manifest.mjs
+	rm -rf $(READER_STAGE) && mkdir -p $(READER_STAGE)/images $(READER_STAGE)/bundled
+	node $(EXT)/scripts/reader-manifest.mjs $(EXT)/package.json > $(READER_STAGE)/package.json
+	cp -R $(EXT)/dist $(READER_STAGE)/dist
+	cp -R $(EXT)/bundled/libs $(READER_STAGE)/bundled/libs
+	cp $(EXT)/remote-reader/README.md $(EXT)/LICENSE $(EXT)/THIRD_PARTY_NOTICES.md $(EXT)/CHANGELOG.md \
+		$(EXT)/.vscodeignore $(READER_STAGE)/
+	cp $(EXT)/images/icon.png $(READER_STAGE)/images/
+	cd $(READER_STAGE) && $(CURDIR)/$(EXT)/node_modules/.bin/vsce package --no-dependencies \
+		--allow-missing-repository --out $(CURDIR)/$(READER_VSIX)
+	$(BIN)/python scripts/third_party_notices.py --extension $(EXT) --check-vsix $(READER_VSIX)
+
+vsix: $(VSIX) $(READER_VSIX)
+	@ls -l $(VSIX) $(READER_VSIX)
 
 # -- Unit tests (mocha, a small vscode mock; no VS Code download) ---------------------------
 ext-unit: $(EXT_NODE_STAMP)
@@ -100,10 +116,10 @@ $(CODE_SERVER): $(NODE24_BIN)/node | ext-system-packages
 
 ext-e2e-tools: ext-system-packages $(CODE_SERVER)
 
-ext-e2e: ext-e2e-tools $(VSIX) $(STAMP)
+ext-e2e: ext-e2e-tools $(VSIX) $(READER_VSIX) $(STAMP)
 	cd $(EXT) && NODE24_BIN=$(NODE24_BIN) CODE_SERVER=$(CODE_SERVER) \
 		DX_CLI=$(CURDIR)/$(BIN)/dx-lsp-telemetry VSIX=$(CURDIR)/$(VSIX) \
-		npm run --silent test:e2e
+		READER_VSIX=$(CURDIR)/$(READER_VSIX) npm run --silent test:e2e
 
 # Regenerate requirements.txt (pinned, hashed) from requirements.in, resolved on Python 3.9, the
 # oldest supported: one bundle serves every Python from 3.9 up, so each pin must support 3.9 and
@@ -116,4 +132,4 @@ ext-requirements:
 		--strip-extras --no-emit-index-url --no-emit-find-links --output-file requirements.txt requirements.in
 
 ext-clean:
-	rm -rf $(EXT)/node_modules $(EXT)/out $(EXT)/dist $(EXT)/bundled/libs $(EXT)/*.vsix
+	rm -rf $(EXT)/node_modules $(EXT)/out $(EXT)/dist $(EXT)/bundled/libs $(EXT)/build $(EXT)/*.vsix

@@ -7,8 +7,11 @@ GenAI names), so exactly one record type per tool is taken and everything else i
   `cache_read_tokens` and `cache_creation_tokens` give; `output_tokens`; `cost_usd`.
 - Gemini CLI, Qwen Code: logs `gemini_cli.api_response`, `qwen-code.api_response`. Their
   `input_token_count` includes `cached_content_token_count` (cache reads): input is the
-  difference, plus `tool_token_count` (tool results sent back, billed as input); output is
-  `output_token_count` + `thoughts_token_count`. No cache writes, no cost.
+  difference, plus `tool_token_count` (tool results sent back, billed as input). Thoughts are
+  output once: Gemini CLI's `output_token_count` excludes them, Qwen Code's (0.24.4, its
+  OpenAI-compatible providers) includes them and repeats them as `thoughts_token_count`;
+  `total_token_count` tells which (`genai_usage.buckets`, as the log sources read them). No
+  cache writes, no cost.
 - Codex: log `codex.sse_event` with `event.kind` = `response.completed` (the one with counts:
   0.169 sends a first one without): input is `input_token_count` - `cached_token_count` (cache
   reads) - `cache_write_token_count` (cache writes), output `output_token_count` (reasoning
@@ -32,6 +35,7 @@ from typing import Any
 from dx_lsp_telemetry.otlp import ids
 from dx_lsp_telemetry.otlp.otlp_json import Attributes, LogView, SpanView
 from dx_lsp_telemetry.shown import show
+from dx_lsp_telemetry.sources import genai_usage
 
 CLAUDE, GEMINI, QWEN, CODEX = "claude-code", "gemini-cli", "qwen-code", "codex"
 COPILOT_CHAT, COPILOT_CLI = "copilot-chat", "copilot-cli"
@@ -46,6 +50,8 @@ LOG_SOURCES = {
 }
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _GEMINI_FAMILY = {"gemini_cli.api_response": GEMINI, "qwen-code.api_response": QWEN}
+#: `<name>_token_count` of an api_response, in `genai_usage.buckets`' order
+_GEMINI_COUNTS = ("input", "output", "cached_content", "thoughts", "tool", "total")
 
 
 class RecordError(ValueError):
@@ -181,8 +187,12 @@ def _claude(view: LogView) -> Usage:
 
 def _gemini(view: LogView, family: str, where: str) -> Usage:
     a = view.attributes
-    prompt = _count(a, "input_token_count", where)  # the prompt, its cached part included
-    cached = _count(a, "cached_content_token_count", where)
+    found = genai_usage.buckets(
+        *(_count(a, f"{name}_token_count", where) for name in _GEMINI_COUNTS),
+        # Gemini's API counts thoughts beside the output; Qwen Code's OpenAI-compatible
+        # providers (its usual ones) inside it, repeated as thoughts: the total tells which
+        thoughts_apart=family == GEMINI,
+    )
     session = _text(a.get("session.id") or a.get("sessionId"))
     event_id = ids.of_parts(family, session, _text(a.get("prompt_id")), _stamp(view))
     return Usage(
@@ -191,10 +201,10 @@ def _gemini(view: LogView, family: str, where: str) -> Usage:
         event_id,
         _time(view, where),
         _model(a, "model"),
-        max(0, prompt - cached) + _count(a, "tool_token_count", where),
-        _count(a, "output_token_count", where) + _count(a, "thoughts_token_count", where),
+        found.input,
+        found.output,
         0,
-        cached,
+        found.cache_read,
     )
 
 

@@ -46,6 +46,9 @@ class Aider(Source):
             return [Path(text).expanduser().absolute()]
         return [Path(env.get("HOME") or env.get("USERPROFILE") or Path.home()) / DEFAULT]
 
+    def awaited_dirs(self, homes: Iterable[Path]) -> list[Path]:
+        return [h.parent for h in homes]
+
     def watch_dirs(self, homes: Iterable[Path]) -> list[Path]:
         """Aider's own folder, whole."""
         homes = list(homes)

@@ -67,9 +67,21 @@ class Source(ABC):
     def homes(self, configured: str, env: Mapping[str, str]) -> list[Path]:
         """The tool's home folders: the configured one, else the tool's default locations."""
 
-    @abstractmethod
+    #: the folders of each home that hold its logs (watched recursively once they exist);
+    #: none: the homes themselves
+    watch_subdirs: ClassVar[tuple[str, ...]] = ()
+
+    def awaited_dirs(self, homes: Iterable[Path]) -> list[Path]:
+        """The folders `watch_dirs` and `flat_watch_dirs` give once they exist, existing or not:
+        one that is missing (the tool not installed or run yet) is waited for, its nearest
+        existing ancestor watched without subfolders until it appears."""
+        if not self.watch_subdirs:
+            return list(homes)
+        return [h / d for h in homes for d in self.watch_subdirs]
+
     def watch_dirs(self, homes: Iterable[Path]) -> list[Path]:
         """Existing folders to watch recursively (hints only)."""
+        return [d for d in self.awaited_dirs(homes) if d.is_dir()]
 
     @abstractmethod
     def files(self, homes: Iterable[Path]) -> Iterator[Path]:

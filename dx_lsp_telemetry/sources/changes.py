@@ -28,3 +28,12 @@ CHANGES: list[type[FileSystemEvent]] = [
     DirDeletedEvent,
     DirMovedEvent,
 ]
+
+#: what an ancestor of a missing folder is watched for: an entry created or moved in (a folder,
+#: or a symlink to one). Its kernel mask (inotify: create and move) leaves out writes to files
+APPEARED: list[type[FileSystemEvent]] = [
+    DirCreatedEvent,
+    DirMovedEvent,
+    FileCreatedEvent,
+    FileMovedEvent,
+]

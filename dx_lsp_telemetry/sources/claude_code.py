@@ -3,12 +3,13 @@
 
 One API response is written as several lines (content blocks, streaming snapshots) and copied
 into resumed sessions, so a record's key is its `requestId` (the OTLP events' `request_id`: both
-channels give a request one id; records counted before under `message.id` + `requestId` keep
-that key, see `claude_keys`): the copy with the larger token total wins in the ledger. A `/btw`
-side question replays earlier responses of its session with the same `message.id` and a new
-`requestId` (`isSidechain: true`): the non-sidechain copy wins and the replay never counts.
-Sidechain copies of a response the session does not have (its own side answers) are one record
-per session and `message.id`, whichever run reads them.
+channels give a request one id; records counted before under an earlier version's key keep
+that key, see `claude_keys`): the copy with the larger token total wins in the ledger.
+Subagents' requests (their transcripts in `<session>/subagents/agent-*.jsonl`, or in the
+session's own in older versions; `isSidechain: true`) are keyed by their `requestId` too.
+A sidechain also copies responses of its session: a fork its parent's last one (with its
+request id), a `/btw` side question earlier ones under a new `requestId`. A sidechain copy of a
+response the session has (same `message.id`) never counts: the session's own line does.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def _token(usage: dict[str, Any], key: str) -> int | None:
 class ClaudeCode(Source):
     name: ClassVar[str] = "claudeCode"
     label: ClassVar[str] = "claude-code"
+    watch_subdirs: ClassVar[tuple[str, ...]] = ("projects",)
     #: the session caches only spare re-reading main transcripts: a file's records are the same
     parallel_reads: ClassVar[bool] = True
 
@@ -85,9 +87,6 @@ class ClaudeCode(Source):
             if path not in homes:
                 homes.append(path)
         return homes
-
-    def watch_dirs(self, homes: Iterable[Path]) -> list[Path]:
-        return [h / "projects" for h in homes if (h / "projects").is_dir()]
 
     def legacy_ids(self, ledger_dir: Path) -> HeldIds | None:
         try:
@@ -197,6 +196,10 @@ class ClaudeCode(Source):
             if found is None:
                 return None
             key = found
+            if sidechain and request_id and message_id is not None:
+                # a subagent's (or side question's) own request: its id, as OTLP's; before:
+                # one record per session and message (`claude_keys.side_key`), kept likewise
+                key, legacy = claude_keys.request_key(request_id), key
         model = message.get("model")
         if not isinstance(model, str) or model in ("", "<synthetic>"):
             model = None
@@ -237,9 +240,7 @@ class ClaudeCode(Source):
             known = self._in_read[session] = self._session(path, session)
         if message_id in known.own_ids:
             return None  # a replay of a response its session already counted
-        # a side answer; a later sidechain may copy it with a new requestId: one record, the
-        # larger wins (the key must not depend on which copy this process happened to see first)
-        return f"side:{session}:{message_id}"
+        return claude_keys.side_key(session, message_id)  # what earlier versions called it
 
     def _session(self, path: Path, session: str) -> _Session:
         """The session's own message ids, read from its main transcript (kept up to date)."""

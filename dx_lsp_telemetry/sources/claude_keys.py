@@ -2,8 +2,10 @@
 
 The transcript's `requestId` is the OTLP `claude_code.api_request` event's `request_id`, so
 both channels key a request by it: `req:<requestId>`, hashed as every source key is
-(`claude-code:<hash>`). Up to this version the transcript keyed it by `message.id` and
-`requestId` together (`msg:<message.id>:<requestId>`), and users' ledgers hold those ids.
+(`claude-code:<hash>`), a subagent's request too. Up to this version the transcript keyed it
+by `message.id` and `requestId` together (`msg:<message.id>:<requestId>`), a subagent's or side
+question's by session and `message.id` (`side:<sessionId>:<message.id>`), and users' ledgers
+hold those ids.
 
 The cut-over, so that nothing already counted counts again:
 - A transcript record carries both keys. Where the ledger already holds the event of its old
@@ -50,6 +52,11 @@ def request_key(request_id: str) -> str:
 def legacy_key(message_id: str, request_id: str) -> str:
     """What versions before the request key called the same record."""
     return f"msg:{message_id}:{request_id}"
+
+
+def side_key(session_id: str, message_id: str) -> str:
+    """What versions before the request key called a sidechain's (a subagent's) record."""
+    return f"side:{session_id}:{message_id}"
 
 
 @dataclass(frozen=True)

@@ -159,12 +159,32 @@ class _ClineFamily(Source):
                 tasks = self._task_homes("", env)
         return tasks + [h for h in store if h not in tasks]
 
+    def awaited_dirs(self, homes: Iterable[Path]) -> list[Path]:
+        """The extension's `tasks` folder, and where the newer store will be."""
+        homes = list(homes)
+        dirs = [h / "tasks" for h in homes if h.name == self.extension_id]
+        if self._store is not None:
+            dirs += [d for d in self._store.awaited_dirs(self._store_homes(homes)) if d not in dirs]
+        return dirs
+
     def watch_dirs(self, homes: Iterable[Path]) -> list[Path]:
         homes = list(homes)
         dirs = self._task_dirs(homes)
         if self._store is not None:
-            dirs += [d for d in self._store.watch_dirs(homes) if d not in dirs]
+            dirs += [d for d in self._store.watch_dirs(self._store_homes(homes)) if d not in dirs]
         return dirs
+
+    def flat_watch_dirs(self, homes: Iterable[Path]) -> list[Path]:
+        if self._store is None:
+            return []
+        return self._store.flat_watch_dirs(self._store_homes(homes))
+
+    def file_for(self, path: Path) -> Path:
+        return path if self._store is None else self._store.file_for(path)
+
+    def _store_homes(self, homes: Iterable[Path]) -> list[Path]:
+        """The homes of the newer store: not the extension's own folder (the tasks' home)."""
+        return [h for h in homes if h.name != self.extension_id]
 
     def files(self, homes: Iterable[Path]) -> Iterator[Path]:
         homes = list(homes)

@@ -69,12 +69,8 @@ class ClineSessions(Source):
         path = Path(configured.strip()).expanduser()
         return [path] + [d for d in (path / "data" / "sessions", path / "sessions") if d.is_dir()]
 
-    def watch_dirs(self, homes: Iterable[Path]) -> list[Path]:
-        return [
-            h
-            for h in homes
-            if h.name != LEGACY_STORAGE and not (h / "tasks").is_dir() and h.is_dir()
-        ]
+    def awaited_dirs(self, homes: Iterable[Path]) -> list[Path]:
+        return [h for h in homes if h.name != LEGACY_STORAGE and not (h / "tasks").is_dir()]
 
     def files(self, homes: Iterable[Path]) -> Iterator[Path]:
         seen: set[str] = set()

@@ -58,6 +58,7 @@ class _Meta:
 class Codex(Source):
     name: ClassVar[str] = "codex"
     label: ClassVar[str] = "codex"
+    watch_subdirs: ClassVar[tuple[str, ...]] = ("sessions", "archived_sessions")
 
     def __init__(self) -> None:
         self._meta: dict[str, _Meta] = {}
@@ -71,9 +72,6 @@ class Codex(Source):
         if text:
             return [Path(p.strip()).expanduser() for p in text.split(",") if p.strip()]
         return [Path(env.get("HOME") or Path.home()) / ".codex"]
-
-    def watch_dirs(self, homes: Iterable[Path]) -> list[Path]:
-        return [h / d for h in homes for d in ("sessions", "archived_sessions") if (h / d).is_dir()]
 
     def files(self, homes: Iterable[Path]) -> Iterator[Path]:
         # every rollout is indexed before any is read: a fork's parent may come later in path

@@ -31,6 +31,7 @@ MAX_MODEL = 200
 class Continue(Source):
     name: ClassVar[str] = "continue"
     label: ClassVar[str] = "continue"
+    watch_subdirs: ClassVar[tuple[str, ...]] = (DEV_DATA,)
 
     def homes(self, configured: str, env: Mapping[str, str]) -> list[Path]:
         text = configured.strip() or env.get("CONTINUE_GLOBAL_DIR", "").strip()
@@ -38,9 +39,6 @@ class Continue(Source):
             path = Path(text).expanduser().absolute()  # Continue resolves it against its cwd
             return [path.parent if path.name == DEV_DATA else path]
         return [Path(env.get("HOME") or Path.home()) / ".continue"]
-
-    def watch_dirs(self, homes: Iterable[Path]) -> list[Path]:
-        return [h / DEV_DATA for h in homes if (h / DEV_DATA).is_dir()]
 
     def files(self, homes: Iterable[Path]) -> Iterator[Path]:
         return (p for p in files_under(self.watch_dirs(homes), FILE_NAME) if p.name == FILE_NAME)

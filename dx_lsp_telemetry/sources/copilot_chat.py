@@ -120,10 +120,15 @@ class CopilotChat(Source):
                 found.append(path)
         return found or candidates[:1]
 
+    def awaited_dirs(self, homes: Iterable[Path]) -> list[Path]:
+        """None: a `chatSessions` folder appears in each workspace's storage folder, which is
+        made for every workspace opened (awaiting them all would watch `workspaceStorage`)."""
+        return []
+
     def watch_dirs(self, homes: Iterable[Path]) -> list[Path]:
         """Each workspace's `chatSessions` folder and the empty windows' one: watching all of
         `workspaceStorage` would watch every extension's storage. A workspace opened later is
-        found by the periodic scan."""
+        found by the periodic scan (and watched from then on)."""
         dirs: list[Path] = []
         for home in homes:
             try:

@@ -38,6 +38,7 @@ MAX_EXAMPLES = 3
 class CopilotCli(Source):
     name: ClassVar[str] = "copilotCli"
     label: ClassVar[str] = "copilot-cli"
+    watch_subdirs: ClassVar[tuple[str, ...]] = STATE_DIRS
     parallel_reads: ClassVar[bool] = True
 
     def homes(self, configured: str, env: Mapping[str, str]) -> list[Path]:
@@ -46,9 +47,6 @@ class CopilotCli(Source):
             path = Path(text).expanduser()
             return [path.parent if path.name in STATE_DIRS else path]
         return [Path(env.get("HOME") or env.get("USERPROFILE") or Path.home()) / ".copilot"]
-
-    def watch_dirs(self, homes: Iterable[Path]) -> list[Path]:
-        return [h / d for h in homes for d in STATE_DIRS if (h / d).is_dir()]
 
     def files(self, homes: Iterable[Path]) -> Iterator[Path]:
         # `<session>/events.jsonl`, and the older flat `<session>.jsonl`; not the checkpoints,

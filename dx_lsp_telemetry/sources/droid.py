@@ -37,6 +37,7 @@ RACY_NS = 2_000_000_000
 class Droid(RunningTotalSource):
     name: ClassVar[str] = "droid"
     label: ClassVar[str] = "droid"
+    watch_subdirs: ClassVar[tuple[str, ...]] = ("sessions",)
     debounce_seconds: ClassVar[float] = 0.5
 
     def __init__(self) -> None:
@@ -50,9 +51,6 @@ class Droid(RunningTotalSource):
             return [path.parent if path.name == "sessions" else path]
         home = Path(env.get("HOME") or env.get("USERPROFILE") or Path.home())
         return [home / ".factory"]
-
-    def watch_dirs(self, homes: Iterable[Path]) -> list[Path]:
-        return [h / "sessions" for h in homes if (h / "sessions").is_dir()]
 
     def files(self, homes: Iterable[Path]) -> Iterator[Path]:
         return files_under(self.watch_dirs(homes), SUFFIX)

@@ -40,6 +40,7 @@ RACY_NS = 2_000_000_000
 class GeminiCli(Source):
     name: ClassVar[str] = "geminiCli"
     label: ClassVar[str] = "gemini-cli"
+    watch_subdirs: ClassVar[tuple[str, ...]] = ("tmp",)
 
     def __init__(self) -> None:
         #: legacy files whose last read failed to parse, by signature: a second failure of an
@@ -53,9 +54,6 @@ class GeminiCli(Source):
         base = env.get("GEMINI_CLI_HOME", "").strip()  # Gemini CLI's stand-in for the home folder
         home = Path(base).expanduser() if base else Path(env.get("HOME") or Path.home())
         return [home / ".gemini"]
-
-    def watch_dirs(self, homes: Iterable[Path]) -> list[Path]:
-        return [h / "tmp" for h in homes if (h / "tmp").is_dir()]
 
     def files(self, homes: Iterable[Path]) -> Iterator[Path]:
         seen: set[str] = set()

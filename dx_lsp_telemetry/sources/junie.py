@@ -40,6 +40,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 class Junie(Source):
     name: ClassVar[str] = "junie"
     label: ClassVar[str] = "junie"
+    watch_subdirs: ClassVar[tuple[str, ...]] = ("sessions",)
     parallel_reads: ClassVar[bool] = True
 
     def homes(self, configured: str, env: Mapping[str, str]) -> list[Path]:
@@ -48,9 +49,6 @@ class Junie(Source):
             return [path.parent if path.name == "sessions" else path]
         home = Path(env.get("HOME") or env.get("USERPROFILE") or Path.home())
         return [home / ".junie"]
-
-    def watch_dirs(self, homes: Iterable[Path]) -> list[Path]:
-        return [h / "sessions" for h in homes if (h / "sessions").is_dir()]
 
     def files(self, homes: Iterable[Path]) -> Iterator[Path]:
         return (p for p in files_under(self.watch_dirs(homes), FILE_NAME) if p.name == FILE_NAME)

@@ -3,8 +3,10 @@
 same places under `kilo` (or `KILO_DB`), read by the `kiloCode` source beside its legacy tasks.
 
 What is read, and how, is `opencode_db`'s. The data folders also hold snapshots (git
-repositories) and logs, too many files to watch: the databases are read by the periodic scan,
-which skips an unchanged database on the size and time of it and of its write-ahead log.
+repositories) and logs, too many files to watch whole: a data folder is watched without its
+subfolders, where only the databases and their write-ahead logs change (a commit writes the
+log: a hint for its database). The periodic scan skips an unchanged database on the size and
+time of it and of its write-ahead log.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import ClassVar
 
+from dx_lsp_telemetry.sources import sqlite_ro
 from dx_lsp_telemetry.sources.base import FileState, ReadResult, Source
 from dx_lsp_telemetry.sources.opencode_db import DbReader
 
@@ -47,8 +50,30 @@ class OpenCodeStore(Source):
         found = [c for c in candidates if c.is_dir()]
         return found or candidates[:1]
 
+    #: a session in progress commits many times a second: read at most once a second
+    debounce_seconds: ClassVar[float] = 1.0
+
+    def awaited_dirs(self, homes: Iterable[Path]) -> list[Path]:
+        """The data folders (a database file's folder)."""
+        dirs: list[Path] = []
+        for home in homes:
+            folder = home.parent if self._is_db(home) else home
+            if folder not in dirs:
+                dirs.append(folder)
+        return dirs
+
     def watch_dirs(self, homes: Iterable[Path]) -> list[Path]:
         return []
+
+    def flat_watch_dirs(self, homes: Iterable[Path]) -> list[Path]:
+        return [d for d in self.awaited_dirs(homes) if d.is_dir()]
+
+    def file_for(self, path: Path) -> Path:
+        """The database a changed write-ahead log (or rollback journal) belongs to."""
+        for companion in sqlite_ro.COMPANIONS:
+            if path.name.endswith(companion):
+                return path.with_name(path.name[: -len(companion)])
+        return path
 
     def files(self, homes: Iterable[Path]) -> Iterator[Path]:
         seen: set[str] = set()
@@ -57,7 +82,7 @@ class OpenCodeStore(Source):
                 if home.is_file():
                     candidates = [home]
                 elif home.is_dir():
-                    candidates = sorted(p for p in home.iterdir() if self.wants(p))
+                    candidates = sorted(p for p in home.iterdir() if self._is_db(p))
                 else:
                     continue
             except OSError:
@@ -74,6 +99,9 @@ class OpenCodeStore(Source):
                     continue
 
     def wants(self, path: Path) -> bool:
+        return self._is_db(self.file_for(path))
+
+    def _is_db(self, path: Path) -> bool:
         name, app = path.name, self.app
         return name == f"{app}.db" or (name.startswith(f"{app}-") and name.endswith(".db"))
 

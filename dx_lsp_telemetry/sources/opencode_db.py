@@ -11,13 +11,17 @@ every step while its `cost` accumulates, so only the parts are summed. `input` e
 cache already; `output` excludes `reasoning`, which DX counts as output.
 
 One record per part, keyed by the part's own id: a database copied elsewhere, or a session in
-two databases, counts once. The database is opened read-only (`mode=ro`), each page of rows read
-in one short transaction: a consistent snapshot of a database being written in WAL mode, and no
-lock held between pages. `part` is a rowid table and SQLite gives a new row the largest rowid
-plus one, in commit order, so the checkpoint is the largest rowid read: only rows above it are
-ever read. A rowid is reused only once the row holding the largest one is deleted (a session
-removed): then the checkpoint's row no longer holds the part it held, and reading resumes after
-the newest remembered part that is still in place, skipping those already counted.
+two databases, counts once. A fork copies a session's messages and parts, step-finish parts
+included, under new ids into a new session (Kilo zeroes the copies' cost, not their tokens): a
+part whose message is older than its session is such a copy, and skipped.
+
+The database is opened read-only (`mode=ro`), each page of rows read in one short transaction:
+a consistent snapshot of a database being written in WAL mode, and no lock held between pages.
+`part` is a rowid table and SQLite gives a new row the largest rowid plus one, in commit order,
+so the checkpoint is the largest rowid read: only rows above it are ever read. A rowid is
+reused only once the row holding the largest one is deleted (a session removed): then the
+checkpoint's row no longer holds the part it held, and reading resumes after the newest
+remembered part that is still in place, skipping those already counted.
 
 A busy or locked database is read again later (named only when it stays so); a file that is no
 database, or a database without OpenCode's tables and columns, is named once per change of the
@@ -41,8 +45,9 @@ from dx_lsp_telemetry.sources.base import FileState, ReadResult, SourceRecord
 
 #: the columns read, per table (others may come and go with OpenCode's migrations)
 REQUIRED = {
-    "part": ("id", "message_id", "time_created", "data"),
+    "part": ("id", "message_id", "session_id", "time_created", "data"),
     "message": ("id", "data"),
+    "session": ("id", "time_created"),
 }
 #: rows per transaction: each read is short, whatever the size of the history
 PAGE = 2000
@@ -55,6 +60,9 @@ BUSY_TIMEOUT_SECONDS = 0.2
 RACY_NS = 2_000_000_000
 #: the provider the Kilo Code importer gives the messages it copies from legacy or Roo tasks
 IMPORTED_PROVIDER = "legacy"
+#: a message this much older than its session was copied into it by a fork (a message is
+#: written after its session; the margin absorbs a clock stepped back between the two)
+FORK_SLACK_MS = 5_000
 
 
 class SchemaProblem(Exception):
@@ -182,7 +190,7 @@ class DbReader:
         return 0  # every remembered part is gone: from the start (keys dedupe)
 
     def _record(self, row: tuple[Any, ...]) -> SourceRecord | None:
-        _, part_id, created, part_text, message_text = row
+        _, part_id, created, part_text, message_text, session_created = row
         part = json.loads(part_text)
         if not isinstance(part, dict) or part.get("type") != "step-finish":
             return None  # another part mentioning the words: not usage
@@ -196,6 +204,8 @@ class DbReader:
         message = _object(message_text)
         if self.skip_imports and message.get("providerID") == IMPORTED_PROVIDER:
             return None
+        if _forked_copy(message, session_created):
+            return None
         return SourceRecord(
             key=f"part:{part_id}",
             timestamp=counts.from_ms(created),
@@ -207,6 +217,18 @@ class DbReader:
             cache_read_tokens=counts.count(cache.get("read")),
             cost_usd=counts.cost(part.get("cost")),
         )
+
+
+def _forked_copy(message: dict[str, Any], session_created: Any) -> bool:
+    """Whether the part's message was copied into its session by a fork (OpenCode's and Kilo's
+    `fork` write every message and part of the session again, step-finish parts and their
+    tokens included, under new ids in a new session, keeping each message's own `time`): its
+    step was counted where it was first written."""
+    time_info = message.get("time")
+    created = time_info.get("created") if isinstance(time_info, dict) else None
+    if type(created) is not int or type(session_created) is not int:
+        return False  # no way to tell: counted
+    return created < session_created - FORK_SLACK_MS
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -260,8 +282,9 @@ def _page(db: sqlite3.Connection, after: int) -> _Page:
     db.execute("BEGIN")
     try:
         rows = db.execute(
-            "SELECT p.rowid, p.id, p.time_created, p.data, m.data FROM part AS p "
+            "SELECT p.rowid, p.id, p.time_created, p.data, m.data, s.time_created FROM part AS p "
             "LEFT JOIN message AS m ON m.id = p.message_id "
+            "LEFT JOIN session AS s ON s.id = p.session_id "
             "WHERE p.rowid > ? AND p.data LIKE '%step-finish%' ORDER BY p.rowid LIMIT ?",
             (after, PAGE),
         ).fetchall()

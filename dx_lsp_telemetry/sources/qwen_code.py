@@ -57,6 +57,7 @@ _METADATA = (
 class QwenCode(Source):
     name: ClassVar[str] = "qwenCode"
     label: ClassVar[str] = "qwen-code"
+    watch_subdirs: ClassVar[tuple[str, ...]] = ("projects",)
 
     def homes(self, configured: str, env: Mapping[str, str]) -> list[Path]:
         if configured.strip():
@@ -74,9 +75,6 @@ class QwenCode(Source):
             if candidate is not None and candidate not in homes:
                 homes.append(candidate)
         return homes
-
-    def watch_dirs(self, homes: Iterable[Path]) -> list[Path]:
-        return [h / "projects" for h in homes if (h / "projects").is_dir()]
 
     def files(self, homes: Iterable[Path]) -> Iterator[Path]:
         seen: set[Path] = set()

@@ -26,9 +26,6 @@ class RunningTotalDatabase(RunningTotalSource):
     #: the database's file name in each home folder
     db_name: ClassVar[str]
 
-    def watch_dirs(self, homes: Iterable[Path]) -> list[Path]:
-        return [h for h in homes if h.is_dir()]
-
     def files(self, homes: Iterable[Path]) -> Iterator[Path]:
         seen: set[Path] = set()
         for home in homes:

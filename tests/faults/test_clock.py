@@ -39,7 +39,13 @@ from tests.harness import (
 
 TOOL = "acme-ai"
 FLUSH_NOW = "dxTelemetry.flushNow"
-NOTHING: dict[str, list[Any]] = {"pushed": [], "failed": [], "unconfirmed": []}
+NOTHING: dict[str, list[Any]] = {
+    "pushed": [],
+    "failed": [],
+    "pending": [],
+    "unconfirmed": [],
+    "expired": [],
+}
 #: a day far from the real one, so nothing can pass by accident on the real clock
 D = date(2030, 3, 10)
 

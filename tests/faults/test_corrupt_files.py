@@ -149,7 +149,9 @@ async def test_corrupt_lines_are_named_once_and_the_rest_is_pushed_exactly(
         assert await client.command(FLUSH_NOW) == {
             "pushed": [{"date": date_ago(2), "tool": TOOL, "destination": "dx"}],
             "failed": [],
+            "pending": [],
             "unconfirmed": [],
+            "expired": [],
         }
         assert (await client.command(FLUSH_NOW))["pushed"] == []
         for _ in range(3):

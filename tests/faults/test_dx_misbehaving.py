@@ -176,7 +176,9 @@ async def test_an_ambiguous_answer_is_unconfirmed_and_never_resent_by_itself(
         assert await client.command(FLUSH_NOW) == {
             "pushed": [{"date": d2, "tool": TOOL, "destination": "dx"}],
             "failed": [],
+            "pending": [],
             "unconfirmed": [],
+            "expired": [],
         }
         entry = (await settled(client, home, {d2: "pushed", d3: "unconfirmed"}))[d3]
         assert entry["late"]["input_tokens"] == 3  # the backfill shows, apart from what was sent

@@ -33,7 +33,13 @@ from tests.harness import (
 
 TOOL = "acme-ai"
 FLUSH_NOW = "dxTelemetry.flushNow"
-NOTHING: dict[str, list[Any]] = {"pushed": [], "failed": [], "unconfirmed": []}
+NOTHING: dict[str, list[Any]] = {
+    "pushed": [],
+    "failed": [],
+    "pending": [],
+    "unconfirmed": [],
+    "expired": [],
+}
 
 
 def respell(url: str) -> list[str]:
@@ -145,7 +151,7 @@ def test_a_journal_written_before_normalizing_keeps_its_days_pushed(home: Path, 
 
 def saved_target(home: Path) -> tuple[str, str]:
     """What the sidecar applied last (it saves every change for the CLI)."""
-    saved = json.loads((home / "settings.json").read_text())
+    saved = json.loads((home / "settings.json").read_text())["destination"]
     return saved["instanceUrl"], saved["email"]
 
 

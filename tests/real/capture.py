@@ -4,7 +4,9 @@ Runs the tool for two prompts (the second resuming the first session where the t
 against the fake model API, with its OTLP exporter (http/json) pointed at a capture server,
 then replaces `tests/real/captures/<TOOL>/` with what came out: `otlp/NNNN-<signal>.json` (the
 bodies as received), `files/` (the tool's own logs, per `Tool.kept`), `fake-api.jsonl` (what
-the fake answered, usage included) and `run.json` (version, commands, exit codes, timings)."""
+the fake answered, usage included) and `run.json` (version, commands, exit codes, timings).
+With `--subagent` (Claude Code), the first prompt has the tool run a subagent (the fake's
+`SUBAGENT_PROMPT`), into `tests/real/captures/<TOOL>-subagent/`."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from tests.real.fake_model_api import FakeModelApi
 from tests.real.otlp_capture import OtlpCapture
+from tests.real.protocols.anthropic import SUBAGENT_PROMPT
 from tests.real.tools import REPO, TOOLS, Tool
 
 CAPTURES = REPO / "tests" / "real" / "captures"
@@ -38,20 +41,22 @@ def wait_for_quiet(capture: OtlpCapture, quiet: float = 3.0, deadline: float = 3
             return
 
 
-def capture(name: str) -> Path:
+def capture(name: str, *, subagent: bool = False) -> Path:
     cls = TOOLS[name]
     if not cls.installed():
         sys.exit(f"{name} {cls.version} is not installed at {cls.exe()}: run `make real-tools`")
-    root = SANDBOX / name
+    folder = f"{name}-subagent" if subagent else name
+    prompts = (SUBAGENT_PROMPT, *PROMPTS[1:]) if subagent else PROMPTS
+    root = SANDBOX / folder
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     with FakeModelApi(log=root / "fake-api.jsonl") as api, OtlpCapture(root / "otlp") as otlp:
         tool: Tool = cls(root, api.url, otlp.url)
         tool.setup()
-        for text in PROMPTS:
+        for text in prompts:
             tool.prompt(text)
         wait_for_quiet(otlp)
-    out = CAPTURES / name
+    out = CAPTURES / folder
     shutil.rmtree(out, ignore_errors=True)
     (out / "files").mkdir(parents=True)
     shutil.copytree(root / "otlp", out / "otlp")
@@ -87,7 +92,9 @@ def capture(name: str) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tool", choices=sorted(TOOLS))
-    out = capture(parser.parse_args().tool)
+    parser.add_argument("--subagent", action="store_true", help="the first prompt runs a subagent")
+    args = parser.parse_args()
+    out = capture(args.tool, subagent=args.subagent)
     print(f"captured into {out.relative_to(REPO)}:")
     for path in sorted(out.rglob("*")):
         if path.is_file():

@@ -32,6 +32,8 @@ _TOOL_ENV = (
     "GEMINI_CLI_HOME",
     "COPILOT_HOME",
     "CONTINUE_GLOBAL_DIR",
+    "QWEN_HOME",
+    "QWEN_RUNTIME_DIR",
 )
 
 

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.harness import Sidecar, run_cli, until
+from tests.otlp_harness import ledger_usage
 from tests.real.otlp_capture import post
+from tests.real.protocols.anthropic import SUBAGENT_PROMPT
 from tests.real.real_session import (
     RealRun,
     need_receiver,
@@ -23,7 +25,7 @@ from tests.real.real_session import (
     tokens_of,
     until_today_is,
 )
-from tests.real.tools import ClaudeCode, Codex, CopilotCli, GeminiCli, Tool
+from tests.real.tools import ClaudeCode, Codex, CopilotCli, GeminiCli, QwenCode, Tool
 
 #: each tool that exports, its `service.name` (the DX tool name by default), and the branch
 #: its log source comes from until it is merged
@@ -32,6 +34,7 @@ TOOLS = [
     pytest.param(GeminiCli, "gemini-cli", "srcB", id="gemini-cli"),
     pytest.param(Codex, "codex_exec", "main", id="codex"),
     pytest.param(CopilotCli, "github-copilot", "srcA", id="copilot-cli"),
+    pytest.param(QwenCode, "qwen-code", "main", id="qwen-code"),
 ]
 PROMPTS = ("Say hello.", "Say goodbye.")
 EXPORT_TO_LEDGER = 2.0  # seconds from the tool's exit (its exporters flush as it exits)
@@ -48,6 +51,11 @@ async def receiver_up(run: RealRun) -> None:
     await until(lambda: listening(port), timeout=10, what=f"the receiver on port {port}")
 
 
+def calls(run: RealRun) -> int:
+    """The model calls (usage events) of the run's prompts."""
+    return len(PROMPTS) * run.tool.calls_per_prompt
+
+
 async def receiver_ignored(client: Sidecar, run: RealRun) -> None:
     """The tool's exports reached the receiver and were acknowledged, and nothing of them was
     recorded (its log source, on, is the one that counts)."""
@@ -55,10 +63,12 @@ async def receiver_ignored(client: Sidecar, run: RealRun) -> None:
     relay = run.relay
     await until(lambda: relay.exports, timeout=10, what="the tool's exports")
     assert all(e.status == 200 for e in relay.exports), [e.status for e in relay.exports]
+    # the watcher may be reading the tool's logs meanwhile (its folders are watched from when
+    # they appear): never more than once, and nothing of it from the receiver
     today = today_sum(await client.status())
-    nothing = dict.fromkeys(today, 0)
-    once = {**run.expected(), "events": len(PROMPTS)}
-    assert today in (nothing, once), f"only the log source counts: {today}"
+    once = {**run.expected(), "events": calls(run)}
+    assert all(today[k] <= once[k] for k in once), f"counted twice: {today}"
+    assert set(channels(run.data)) <= {run.label()}, "the receiver recorded the tool"
 
 
 @pytest.mark.real_tools
@@ -75,13 +85,13 @@ async def test_a_real_tool_s_otlp_lands_exactly_once_within_2_s_of_its_export(
                 status = await until_today_is(
                     client, run.expected(), EXPORT_TO_LEDGER, f"prompt {n}'s export in status"
                 )
-        assert len(run.api.calls) == len(PROMPTS)
+        assert len(run.api.calls) == calls(run)
         assert set(status["today"]["tools"]) == {service}, "the DX tool is the service's name"
-        assert today_sum(status) == {**run.expected(), "events": len(PROMPTS)}
+        assert today_sum(status) == {**run.expected(), "events": calls(run)}
         report = run.cli("report", "--json", "--days", "1")
         (day,) = [d for d in report["days"] if d["tool"] == service]
         assert tokens_of(day["totals"]) == run.expected()
-        assert day["totals"]["events"] == len(PROMPTS)
+        assert day["totals"]["events"] == calls(run)
 
 
 @pytest.mark.real_tools
@@ -105,7 +115,7 @@ async def test_a_real_tool_s_otlp_batches_sent_again_add_nothing(
                 )
                 assert status == 200
             after = await client.status()
-        assert today_sum(after) == {**run.expected(), "events": len(PROMPTS)}
+        assert today_sum(after) == {**run.expected(), "events": calls(run)}
 
 
 @pytest.mark.real_tools
@@ -126,13 +136,13 @@ async def test_a_real_tool_through_its_logs_and_otlp_at_once_counts_once(
             await receiver_up(run)
             for text in PROMPTS:
                 await run.prompt(text)
-            once = {**run.expected(), "events": len(PROMPTS)}
+            once = {**run.expected(), "events": calls(run)}
             if service == "claude-code":
                 await until_today_is(client, run.expected(), 10, "the exports in status")
             else:
                 # no key is shared by both channels: while the log source is on the receiver
-                # acknowledges and ignores the tool; the logs count (the tool's folders first
-                # appeared after the sidecar started, so the scan below reads them, not a watch)
+                # acknowledges and ignores the tool; the logs count (the tool's folders
+                # appeared after the sidecar started: watched as they did, and the scan below)
                 await receiver_ignored(client, run)
         # the log channel now reads the same requests (the sidecar's watcher may have already)
         home = str(run.tool.home)
@@ -154,3 +164,48 @@ async def test_a_real_tool_through_its_logs_and_otlp_at_once_counts_once(
                 )
                 assert status == 200
             assert today_sum(await client.status()) == once, "the logs first, then OTLP"
+
+
+def channels(data: Path) -> dict[str, set[str]]:
+    """The event ids each channel wrote to the ledger."""
+    found: dict[str, set[str]] = {}
+    for line in ledger_usage(data):
+        found.setdefault(line["source"], set()).add(line["event_id"])
+    return found
+
+
+@pytest.mark.real_tools
+async def test_a_real_claude_code_running_a_subagent_through_both_channels_counts_once(
+    tmp_path: Path,
+) -> None:
+    """Claude Code runs a subagent (the fake answers the prompt with a call of its `Agent`
+    tool) while a sidecar reads its transcripts and receives its OTLP: the subagent's request,
+    in `<session>/subagents/agent-*.jsonl`, comes through both channels under one id, so each
+    of the four requests counts once. Its transcripts' folder is made after the sidecar
+    started: it is watched as it appears."""
+    need_receiver()
+    need_source("claudeCode", "main")
+    async with real_run(ClaudeCode, tmp_path, otlp=True) as run:
+        async with run.sidecar(sources=True, otlp=True) as client:
+            await receiver_up(run)
+            await run.prompt(SUBAGENT_PROMPT)
+            await run.prompt("Say goodbye.")
+            assert len(run.api.calls) == 4, [c.path for c in run.api.calls]
+
+            def both_complete() -> bool:
+                found = channels(run.data)
+                return all(len(found.get(s, ())) >= 4 for s in ("claude-code", "otlp:claude-code"))
+
+            await until(both_complete, timeout=20, what="every request through both channels")
+            status = await client.status()
+        found = channels(run.data)
+        assert found["claude-code"] == found["otlp:claude-code"], "one id per request"
+        (agent,) = run.tool.log_root().glob("projects/*/*/subagents/agent-*.jsonl")
+        assert run.api.calls[1].ids["request_id"] in agent.read_text()
+        once = {**run.expected(), "events": 4}
+        assert today_sum(status) == once
+        done = run_cli(run.data, "scan", "--source", "claude-code", HOME=str(run.tool.home))
+        assert done.returncode == 0, done.stderr
+        assert today_sum(run.cli("status", "--json")) == once
+        (day,) = [d for d in run.cli("report", "--json", "--days", "1")["days"]]
+        assert tokens_of(day["totals"]) == run.expected() and day["totals"]["events"] == 4

@@ -51,6 +51,8 @@ class Tool:
     #: globs under the sandbox of the files the tool keeps that the captures hold (its logs,
     #: not its binary databases or unpacked runtimes)
     kept: ClassVar[tuple[str, ...]] = ()
+    #: model calls each prompt makes (all of them cost tokens, so all count)
+    calls_per_prompt: ClassVar[int] = 1
 
     @classmethod
     def install_dir(cls) -> Path:
@@ -316,6 +318,66 @@ class CopilotCli(Tool):
         ]
 
 
+class QwenCode(Tool):
+    name = "qwen-code"
+    package = "@qwen-code/qwen-code"
+    version = "0.24.4"
+    binary = "node_modules/.bin/qwen"
+    source = "qwenCode"
+    kept = ("home/.qwen/projects/**/chats/*.jsonl", "home/.qwen/settings.json")
+    #: the answer, then its background memory extractor's call, before the process exits
+    calls_per_prompt = 2
+    model: ClassVar[str] = "qwen3-coder-plus"
+
+    def log_root(self) -> Path:
+        return self.home / ".qwen"
+
+    def setup(self) -> None:
+        super().setup()
+        self.log_root().mkdir(parents=True, exist_ok=True)
+        # its usage statistics go to Alibaba's endpoint by default: nothing leaves the machine
+        settings: dict[str, object] = {
+            "privacy": {"usageStatisticsEnabled": False},
+            "general": {"enableAutoUpdate": False},
+        }
+        if self.otlp_url:
+            settings["telemetry"] = {
+                "enabled": True,
+                "target": "local",
+                "otlpProtocol": "http",  # http/json; its default is gRPC
+                "otlpEndpoint": self.otlp_url,
+                "logPrompts": False,
+            }
+        else:
+            settings["telemetry"] = {"enabled": False}
+        (self.log_root() / "settings.json").write_text(json.dumps(settings, indent=2))
+
+    def env(self) -> dict[str, str]:
+        env = self.base_env()
+        env.update(
+            OPENAI_API_KEY="sk-fake",
+            OPENAI_BASE_URL=f"{self.api_url}/v1",
+            # its CLI starts itself again in a child with a larger heap: a second start-up
+            QWEN_CODE_NO_RELAUNCH="true",
+        )
+        return env
+
+    def command(self, prompt: str, *, first: bool) -> list[str]:
+        resume = [] if first else ["--continue"]
+        return [
+            str(self.exe()),
+            "--auth-type",
+            "openai",
+            "-m",
+            self.model,
+            "--output-format",
+            "json",
+            "-p",
+            prompt,
+            *resume,
+        ]
+
+
 class Aider(Tool):
     name = "aider"
     package = "aider-chat"
@@ -363,5 +425,5 @@ class Aider(Tool):
 
 
 TOOLS: dict[str, type[Tool]] = {
-    cls.name: cls for cls in (ClaudeCode, GeminiCli, Codex, CopilotCli, Aider)
+    cls.name: cls for cls in (ClaudeCode, GeminiCli, Codex, CopilotCli, QwenCode, Aider)
 }

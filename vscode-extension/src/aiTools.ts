@@ -6,6 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Json, JsonObject, parseJsonConfig } from './jsonConfig';
+import { userValue } from './settings';
 import { parseTomlConfig } from './tomlConfig';
 import { Change, FileTarget, Planned, SettingsStore, planFileKeys, planSettings, policyValue, readGroup, readText, sameJson } from './toolChange';
 
@@ -77,11 +78,9 @@ const endpoint = (ctx: ToolContext) => `http://127.0.0.1:${ctx.port}`;
 
 function planReceiver(ctx: ToolContext): ToolPlan {
   const base = { tool: 'receiver' as const, name: `DX Telemetry's OTLP receiver (127.0.0.1:${ctx.port})`, where: 'User settings', notes: [] as string[] };
-  if (ctx.settings.effective(RECEIVER_SETTING) === true) {
+  // what the sidecar uses: the user's value (a workspace's is ignored, settings.ts)
+  if (userValue((key) => ctx.settings.inspect(key), RECEIVER_SETTING) === true) {
     return { ...base, state: 'connected', reason: 'on' };
-  }
-  if (ctx.settings.inspect(RECEIVER_SETTING)?.workspaceValue === false) {
-    base.notes.push("this workspace's settings turn it off; they win over the user setting here");
   }
   return fromPlanned(base, planSettings(ctx.settings, { [RECEIVER_SETTING]: true }));
 }

@@ -29,8 +29,10 @@ export type Phase = 'starting' | 'running' | 'backoff' | 'unavailable' | 'stoppe
 
 export interface PhaseInfo {
   phase: Phase;
-  /** Why it is not running (backoff, unavailable). */
+  /** Why it is not running (backoff, unavailable), one line. */
   detail?: string;
+  /** Unavailable: what to do about it, one line each. */
+  advice?: string[];
   pid?: number;
   /** In backoff: the delay before the next start. */
   retryInMs?: number;
@@ -234,8 +236,8 @@ export class SidecarController {
       return;
     }
     if (isProblem(launch)) {
-      this.deps.log.error(launch.problem);
-      this.setPhase({ phase: 'unavailable', detail: launch.problem });
+      this.deps.log.error([launch.problem, ...(launch.advice ?? [])].join('\n'));
+      this.setPhase({ phase: 'unavailable', detail: launch.problem, advice: launch.advice });
       this.queue.rejectAll(new SidecarError(`DX Telemetry's sidecar is not running: ${launch.problem}`));
       return;
     }

@@ -3,8 +3,10 @@
 
 import * as vscode from 'vscode';
 import type { SidecarController } from './client';
+import { CLI_NAME } from './cliLauncher';
 import type { ReportPanel } from './report';
 import { TokenStore, validateToken } from './secrets';
+import type { TerminalCli } from './terminalCli';
 import { DayEntry, DxStatus, FLUSH_NOW, FlushResult, MARK_PUSHED, RESEND_DAY, UsageEvent } from './types';
 
 const EXECUTE_COMMAND = 'workspace/executeCommand';
@@ -14,6 +16,7 @@ export interface CommandDeps {
   tokens: TokenStore;
   report: ReportPanel;
   channel: vscode.LogOutputChannel;
+  terminalCli: Pick<TerminalCli, 'problemNow'>;
   lastStatus: () => DxStatus | undefined;
 }
 
@@ -29,17 +32,26 @@ export function describeFlush(result: FlushResult): string {
     parts.push(`${result.pushed.length} day(s) pushed to ${where}`);
   }
   if (result.failed.length) {
-    parts.push(`${result.failed.length} failed (${result.failed.map((f) => `${f.date} ${f.tool}: ${f.error}`).join('; ')})`);
+    parts.push(`${result.failed.length} failed, DX refused them (${result.failed.map((f) => `${f.date} ${f.tool}: ${f.error}`).join('; ')})`);
+  }
+  const pending = result.pending ?? [];
+  if (pending.length) {
+    parts.push(`${pending.length} pending, DX was not reached (${pending.map((p) => `${p.date} ${p.tool}: ${p.error}; retried at ${p.retryAt}`).join('; ')})`);
   }
   if (result.unconfirmed.length) {
     parts.push(`${result.unconfirmed.length} unconfirmed (${result.unconfirmed.map((u) => `${u.date} ${u.tool}`).join(', ')})`);
   }
-  return parts.length ? `DX Telemetry: ${parts.join(', ')}.` : 'DX Telemetry: nothing to push; every completed day is done.';
+  const done = parts.length ? `DX Telemetry: ${parts.join(', ')}.` : 'DX Telemetry: nothing to push; every completed day is done.';
+  const expired = result.expired ?? [];
+  if (!expired.length) {
+    return done;
+  }
+  return `${done} ${expired.length} expired, never pushed (${expired.map((e) => `${e.date} ${e.tool}`).join(', ')}): older than the backfill window, not pushed by themselves; "Re-send a Day…" pushes one anyway.`;
 }
 
-/** The days the user may decide on: unconfirmed ones (and failed ones, which may be re-sent). */
-export function decidableDays(status: DxStatus | undefined): DayEntry[] {
-  return (status?.days ?? []).filter((d) => d.state === 'unconfirmed' || d.state === 'failed');
+/** The days the user may decide on: unconfirmed and failed ones; expired ones may be re-sent too. */
+export function decidableDays(status: DxStatus | undefined, resend = false): DayEntry[] {
+  return (status?.days ?? []).filter((d) => d.state === 'unconfirmed' || d.state === 'failed' || (resend && d.state === 'expired'));
 }
 
 export function registerCommands(context: vscode.ExtensionContext, deps: CommandDeps): void {
@@ -52,6 +64,19 @@ export function registerCommands(context: vscode.ExtensionContext, deps: Command
 
   reg('dxTelemetry.showLog', () => deps.channel.show(true));
 
+  reg('dxTelemetry.openUsageInTerminal', () =>
+    userAction(async () => {
+      const problem = await deps.terminalCli.problemNow();
+      if (problem) {
+        throw new Error(`terminals have no ${CLI_NAME}: ${problem}`);
+      }
+      // a new terminal each time: one the user has typed in may be running something
+      const terminal = vscode.window.createTerminal({ name: 'DX Telemetry' });
+      terminal.show();
+      terminal.sendText(`${CLI_NAME} report`);
+    }),
+  );
+
   reg('dxTelemetry.flushNow', () =>
     userAction(async () => {
       const result = await vscode.window.withProgress(
@@ -59,7 +84,7 @@ export function registerCommands(context: vscode.ExtensionContext, deps: Command
         () => controller.request<FlushResult>(EXECUTE_COMMAND, { command: FLUSH_NOW, arguments: [] }),
       );
       const text = describeFlush(result);
-      if (result.failed.length || result.unconfirmed.length) {
+      if (result.failed.length || (result.pending ?? []).length || result.unconfirmed.length) {
         void vscode.window.showWarningMessage(text);
       } else {
         void vscode.window.showInformationMessage(text);
@@ -71,7 +96,7 @@ export function registerCommands(context: vscode.ExtensionContext, deps: Command
 
   reg('dxTelemetry.resendDay', (arg?: unknown) =>
     userAction(async () => {
-      const day = await chooseDay(arg, deps, 'Re-send which day to DX?');
+      const day = await chooseDay(arg, deps, 'Re-send which day to DX?', true);
       if (!day) {
         return undefined;
       }
@@ -151,20 +176,21 @@ export function registerCommands(context: vscode.ExtensionContext, deps: Command
   );
 }
 
-async function chooseDay(arg: unknown, deps: CommandDeps, title: string): Promise<DayRef | undefined> {
+async function chooseDay(arg: unknown, deps: CommandDeps, title: string, resend = false): Promise<DayRef | undefined> {
   const given = asDayRef(arg);
   if (given) {
     return given;
   }
   const status = (await deps.controller.refreshStatus().catch(() => undefined)) ?? deps.lastStatus();
-  const days = decidableDays(status);
+  const days = decidableDays(status, resend);
+  const which = resend ? 'unconfirmed, failed or expired' : 'unconfirmed or failed';
   if (!days.length) {
-    void vscode.window.showInformationMessage('DX Telemetry: no day is unconfirmed or failed.');
+    void vscode.window.showInformationMessage(`DX Telemetry: no day is ${which}.`);
     return undefined;
   }
   const picked = await vscode.window.showQuickPick(
     days.map((d) => ({ label: `${d.date}  ${d.tool}`, description: d.state, detail: d.error, day: { date: d.date, tool: d.tool } })),
-    { title, placeHolder: 'An unconfirmed or failed day' },
+    { title, placeHolder: `An ${which} day` },
   );
   return picked?.day;
 }

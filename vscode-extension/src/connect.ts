@@ -9,7 +9,7 @@ import { RECEIVER_SETTING, ToolContext, ToolId, ToolPlan, planTools, systemPaths
 import { previewText, summary } from './connectPreview';
 import type { Json } from './jsonConfig';
 import type { Logger } from './log';
-import { SECTION, expandPath } from './settings';
+import { SECTION, expandPath, userValue } from './settings';
 import {
   ChangeRecord,
   FileRecord,
@@ -190,16 +190,18 @@ function onThisMachine(c: StoredConnection): boolean {
   return c.remote === remote && (remote === '' || c.host === os.hostname());
 }
 
+const inspectSetting = (key: string) => vscode.workspace.getConfiguration().inspect(key);
+
 function toolContext(): ToolContext {
-  const dx = vscode.workspace.getConfiguration(SECTION);
-  const port = dx.get<unknown>('otlp.port');
+  // user and remote settings only, like the sidecar's: no workspace picks the port or the file written
+  const port = userValue(inspectSetting, `${SECTION}.otlp.port`);
   return {
     home: os.homedir(),
     env: process.env,
     platform: process.platform,
     port: typeof port === 'number' && Number.isInteger(port) && port >= 1024 && port <= 65535 ? port : DEFAULT_OTLP_PORT,
     sourcePath: (source) => {
-      const value = dx.get<unknown>(`sources.${source}.path`);
+      const value = userValue(inspectSetting, `${SECTION}.sources.${source}.path`);
       return typeof value === 'string' && value.trim() ? expandPath(value.trim(), process.env, os.homedir()) : '';
     },
     hasExtension: (id) => vscode.extensions.getExtension(id) !== undefined,
@@ -210,7 +212,7 @@ function toolContext(): ToolContext {
 
 function userSettings(): SettingsStore {
   return {
-    inspect: (key) => vscode.workspace.getConfiguration().inspect(key),
+    inspect: inspectSetting,
     effective: (key) => vscode.workspace.getConfiguration().get(key),
     updateGlobal: (key, value: Json | undefined) => vscode.workspace.getConfiguration().update(key, value, vscode.ConfigurationTarget.Global),
   };

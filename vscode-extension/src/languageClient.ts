@@ -3,11 +3,18 @@
 // client its streams. The client never shows a notification, never restarts by itself (the
 // controller does, with backoff), and does not register VS Code commands for the sidecar's
 // executeCommand commands (their ids are this extension's own palette commands).
+//
+// Settings reach the sidecar only as `settings()` computes them (user level only, settings.ts):
+// no `synchronize.configurationSection`, whose pushes and pull answers would carry
+// `getConfiguration('dxTelemetry')` with whatever a workspace merged into it. The message trace
+// follows the channel's log level alone: the client resets it from `dxTelemetry.trace.server`
+// (a key anyone's settings may hold) at every configuration change, so it is set again after.
 
 import { ChildProcess, spawn } from 'child_process';
-import type * as vscode from 'vscode';
+import * as vscode from 'vscode';
 import {
   CloseAction,
+  DidChangeConfigurationNotification,
   DynamicFeature,
   ErrorAction,
   LanguageClient,
@@ -40,7 +47,9 @@ class DxLanguageClient extends LanguageClient {
 export interface ConnectionOptions {
   channel: vscode.LogOutputChannel;
   log: Logger;
-  initializationOptions: () => unknown;
+  /** The `dxTelemetry` section as the sidecar may see it, computed afresh at each use. */
+  settings: () => unknown;
+  onDidChangeConfiguration: vscode.Event<vscode.ConfigurationChangeEvent>;
   /** Maps the channel's log level to an LSP trace level (message bodies only at Trace). */
   traceLevel: () => Trace;
 }
@@ -90,8 +99,13 @@ export function createLanguageConnection(
     outputChannel: options.channel,
     traceOutputChannel: options.channel,
     revealOutputChannelOn: RevealOutputChannelOn.Never,
-    initializationOptions: options.initializationOptions,
-    synchronize: { configurationSection: SECTION },
+    initializationOptions: () => options.settings(),
+    middleware: {
+      workspace: {
+        // the sidecar pulls only its own section; nothing else of the editor's settings is its business
+        configuration: (params) => params.items.map((item) => (item.section === SECTION ? options.settings() : null)),
+      },
+    },
     errorHandler: {
       error: () => ({ action: ErrorAction.Continue, handled: true }),
       closed: () => {
@@ -110,6 +124,14 @@ export function createLanguageConnection(
   };
 
   const client = new DxLanguageClient('dxTelemetry', 'DX Telemetry', serverOptions, clientOptions);
+  let listener: vscode.Disposable | undefined;
+  const sendSettings = (): void => {
+    if (client.isRunning()) {
+      client
+        .sendNotification(DidChangeConfigurationNotification.type, { settings: { [SECTION]: options.settings() } })
+        .catch((error: unknown) => options.log.debug(`sending the settings: ${String(error)}`));
+    }
+  };
 
   return {
     get pid() {
@@ -118,10 +140,22 @@ export function createLanguageConnection(
     async start() {
       await client.start();
       forwarding = true;
+      if (stopping) {
+        return;
+      }
+      // after the client's own configuration listener (registered by start), so this one runs last
+      listener = options.onDidChangeConfiguration((event) => {
+        void client.setTrace(options.traceLevel()).catch(() => undefined);
+        if (event.affectsConfiguration(SECTION)) {
+          sendSettings();
+        }
+      });
+      sendSettings(); // a change made while it started is not in its initializationOptions
       await client.setTrace(options.traceLevel()).catch(() => undefined);
     },
     async stop() {
       stopping = true;
+      listener?.dispose();
       const proc = child;
       try {
         if (closed) {
@@ -162,4 +196,16 @@ function ensureExited(proc: ChildProcess, ms: number): Promise<void> {
       resolve();
     });
   });
+}
+
+/** LSP message traces follow the channel's log level: bodies only at Trace (they may hold events). */
+export function traceLevelOf(channel: vscode.LogOutputChannel): Trace {
+  switch (channel.logLevel) {
+    case vscode.LogLevel.Trace:
+      return Trace.Verbose;
+    case vscode.LogLevel.Debug:
+      return Trace.Messages;
+    default:
+      return Trace.Off;
+  }
 }

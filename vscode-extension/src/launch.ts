@@ -18,7 +18,10 @@ export interface Launch {
 }
 
 export interface LaunchProblem {
+  /** One line: what is wrong (also the error of requests that cannot be sent). */
   problem: string;
+  /** What to do about it, one line each: the status bar tooltip and the log show them. */
+  advice?: string[];
 }
 
 export function isProblem(value: Launch | LaunchProblem): value is LaunchProblem {
@@ -52,11 +55,12 @@ export function sidecarLaunch(
   extensionPath: string,
   base: NodeJS.ProcessEnv,
   token: string | undefined,
+  verb: string[] = [],
 ): Launch {
   const libs = bundledLibs(extensionPath);
   return {
     command: python.command,
-    args: [...python.args, '-m', SIDECAR_MODULE],
+    args: [...python.args, '-m', SIDECAR_MODULE, ...verb],
     env: sidecarEnv(base, libs, token),
     cwd: libs,
     description: python.description,

@@ -4,6 +4,7 @@
 
 import { execFile } from 'child_process';
 import type { Logger } from './log';
+import { atLeast, noPythonText } from './noPython';
 
 /** The oldest Python the bundled sidecar runs on: macOS's /usr/bin/python3 (3.9). Every pin of
  * requirements.txt supports it (`make ext-requirements` resolves on 3.9). */
@@ -32,8 +33,10 @@ export interface FoundPython extends PythonCommand {
 
 export interface NoPython {
   found: false;
-  /** One line for the status bar tooltip and the log. */
+  /** One line: what is wrong. */
   message: string;
+  /** What to install or set, one line each (the status bar tooltip and the log). */
+  advice: string[];
   /** What was tried and why each failed, for the log. */
   tried: string[];
 }
@@ -46,6 +49,8 @@ export interface DiscoveryInputs {
   pathCandidates: PythonCommand[];
   probe: Probe;
   log: Logger;
+  /** Whose install advice to give (process.platform). */
+  platform?: NodeJS.Platform;
 }
 
 export const PATH_CANDIDATES: PythonCommand[] = [
@@ -64,10 +69,12 @@ export const probePython: Probe = (command, args) =>
       command,
       [...args, '-I', '-c', PROBE_CODE],
       { timeout: 15_000, windowsHide: true, encoding: 'utf8' },
-      (error, stdout) => {
+      (error, stdout, stderr) => {
         if (error) {
           const code = (error as NodeJS.ErrnoException).code;
-          resolve({ error: code === 'ENOENT' ? 'not found' : firstLine(error.message) });
+          // what it said beats "Command failed": macOS's stub asks for the Command Line Tools there
+          const said = firstLine(stderr.trim());
+          resolve({ error: code === 'ENOENT' ? 'not found' : said ? `exited with ${String(code)}: ${said}` : firstLine(error.message) });
           return;
         }
         resolve(parseProbeOutput(stdout));
@@ -93,8 +100,7 @@ export function parseProbeOutput(stdout: string): ProbeResult {
 }
 
 export function isSupported(version: readonly number[]): boolean {
-  const [major, minor] = version;
-  return major > MIN_PYTHON[0] || (major === MIN_PYTHON[0] && minor >= MIN_PYTHON[1]);
+  return atLeast(version, MIN_PYTHON);
 }
 
 const SOURCE_TEXT: Record<PythonCommand['source'], string> = {
@@ -111,6 +117,7 @@ export function describe(c: PythonCommand): string {
 /** The first usable interpreter in the fixed order, or why there is none. */
 export async function findPython(inputs: DiscoveryInputs): Promise<FoundPython | NoPython> {
   const tried: string[] = [];
+  let tooOld: { version: [number, number, number]; at: string } | undefined;
   const candidates: PythonCommand[] = [];
   if (inputs.managed) {
     candidates.push({ command: inputs.managed, args: [], source: 'managed' });
@@ -141,6 +148,9 @@ export async function findPython(inputs: DiscoveryInputs): Promise<FoundPython |
     }
     const version = result.version;
     if (!isSupported(version)) {
+      if (!tooOld || compare(version, tooOld.version) > 0) {
+        tooOld = { version, at: result.executable ?? candidate.command };
+      }
       tried.push(`${label}: Python ${version.join('.')} is older than ${MIN_PYTHON.join('.')}`);
       if (candidate.source === 'setting' || candidate.source === 'managed') {
         inputs.log.warn(`${label} is Python ${version.join('.')}; the sidecar needs >= ${MIN_PYTHON.join('.')}`);
@@ -155,13 +165,17 @@ export async function findPython(inputs: DiscoveryInputs): Promise<FoundPython |
       description: `Python ${version.join('.')} at ${result.executable ?? candidate.command} ${SOURCE_TEXT[candidate.source]}`,
     };
   }
-  return {
-    found: false,
-    message:
-      `No Python >= ${MIN_PYTHON.join('.')} found. Install Python 3 (any plain install: the sidecar's packages are bundled) ` +
-      'or set dxTelemetry.python.interpreter to its path, then reload the window.',
-    tried,
-  };
+  const text = noPythonText(inputs.platform ?? process.platform, MIN_PYTHON, tooOld && `${tooOld.version.join('.')} at ${tooOld.at}`);
+  return { found: false, ...text, tried };
+}
+
+function compare(a: readonly number[], b: readonly number[]): number {
+  for (let i = 0; i < Math.max(a.length, b.length); i += 1) {
+    if ((a[i] ?? 0) !== (b[i] ?? 0)) {
+      return (a[i] ?? 0) - (b[i] ?? 0);
+    }
+  }
+  return 0;
 }
 
 interface PythonExtensionApi {

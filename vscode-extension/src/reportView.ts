@@ -22,8 +22,9 @@ const STATE_TEXT: Record<DayState, string> = {
   pending: 'waiting to push',
   pushed: 'pushed',
   outbox: 'in the outbox',
-  failed: 'failed',
+  failed: 'failed (DX refused it)',
   unconfirmed: 'unconfirmed',
+  expired: 'expired (never pushed)',
 };
 
 export function escapeHtml(text: string): string {
@@ -137,12 +138,21 @@ export function renderReport(input: { report: DxReport; status: DxStatus | undef
       if (extra?.retryAt) {
         notes.push(`retry at ${escapeHtml(extra.retryAt)}`);
       }
+      if (state === 'pending' && extra?.retryAt) {
+        notes.push('DX was not reached; retried by itself');
+      }
+      if (state === 'expired') {
+        notes.push('older than the backfill window: not pushed by itself');
+      }
       if (extra?.late) {
         notes.push(`${totalTokens(extra.late).toLocaleString('en-US')} tokens arrived after the push (kept locally, not pushed)`);
       }
       const actions: string[] = [];
       if (state === 'unconfirmed' || state === 'failed') {
         actions.push(commandLink('dxTelemetry.resendDay', 'Re-send', [{ date: d.date, tool: d.tool }]));
+      }
+      if (state === 'expired') {
+        actions.push(commandLink('dxTelemetry.resendDay', 'Push anyway', [{ date: d.date, tool: d.tool }]));
       }
       if (state === 'unconfirmed' || state === 'failed') {
         actions.push(commandLink('dxTelemetry.markPushed', 'Mark as pushed', [{ date: d.date, tool: d.tool }]));
@@ -186,6 +196,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td:first-child, td.num { white-space: nowrap; }
 .badge { padding: 0 6px; border-radius: 8px; background: var(--vscode-badge-background); color: var(--vscode-badge-foreground); }
 .state-failed .badge, .state-unconfirmed .badge { background: var(--vscode-inputValidation-warningBackground, #b58900); }
+.state-expired .badge { opacity: 0.7; }
 .problems { border-left: 3px solid var(--vscode-inputValidation-warningBorder, #b58900); padding-left: 8px; }
 .muted { opacity: 0.7; }
 </style></head>

@@ -51,7 +51,7 @@ export function attentionReasons(status: DxStatus): string[] {
   const reasons = [...status.config.problems];
   for (const day of status.days) {
     if (day.state === 'failed') {
-      reasons.push(`Push failed for ${day.date} (${day.tool}): ${day.error ?? 'no reason given'}`);
+      reasons.push(`Push failed for ${day.date} (${day.tool}): ${day.error ?? 'DX refused it'}`);
     } else if (day.state === 'unconfirmed') {
       reasons.push(
         `DX did not confirm ${day.date} (${day.tool})${day.error ? `: ${day.error}` : ''}. ` +
@@ -66,7 +66,22 @@ export function attentionReasons(status: DxStatus): string[] {
 export function retryNotes(status: DxStatus): string[] {
   return status.days
     .filter((d) => d.state === 'pending' && d.retryAt)
-    .map((d) => `${d.date} (${d.tool}) will be retried at ${d.retryAt}${d.error ? `: ${d.error}` : ''}`);
+    .map((d) => `${d.date} (${d.tool}) is pending: DX was not reached; it will be retried at ${d.retryAt}${d.error ? `: ${d.error}` : ''}`);
+}
+
+/**
+ * Days that left the backfill window unpushed: nothing will push them by themselves, and that
+ * may be what the user wants (old history read from a tool's logs), so a note, not a warning.
+ */
+export function expiredNotes(status: DxStatus): string[] {
+  const expired = status.days.filter((d) => d.state === 'expired');
+  if (!expired.length) {
+    return [];
+  }
+  return [
+    `Expired, never pushed (older than the backfill window, dxTelemetry.flush.backfillDays): ${expired.map((d) => `${d.date} (${d.tool})`).join(', ')}.`,
+    'They are not pushed by themselves: "DX Telemetry: Re-send a Day…" pushes one anyway, or leave them.',
+  ];
 }
 
 /** DX answered 401/403: the one case that earns a notification nobody asked for (once per token). */
@@ -98,9 +113,20 @@ export interface StatusView {
   warning: boolean;
 }
 
-export function statusView(phase: PhaseInfo, status: DxStatus | undefined): StatusView {
+/** The lines that say where records come from and go (tooltip, below the day). */
+export function whereNotes(status: DxStatus, notes: readonly string[]): string[] {
+  const lines = [...notes];
+  const suffix = status.config.machineSuffix;
+  if (suffix) {
+    lines.push(`Records of this machine are pushed as <tool>@${suffix} (dxTelemetry.machineSuffix).`);
+  }
+  return lines;
+}
+
+export function statusView(phase: PhaseInfo, status: DxStatus | undefined, notes: readonly string[] = []): StatusView {
   if (phase.phase === 'unavailable') {
-    return { text: '$(warning) DX', tooltip: `DX Telemetry is not running.\n\n${phase.detail ?? ''}`.trim(), warning: true };
+    const why = [phase.detail ?? '', ...(phase.advice ?? [])].join('\n');
+    return { text: '$(warning) DX', tooltip: `DX Telemetry is not running.\n\n${why}`.trim(), warning: true };
   }
   if (!status) {
     if (phase.phase === 'backoff') {
@@ -122,9 +148,10 @@ export function statusView(phase: PhaseInfo, status: DxStatus | undefined): Stat
   for (const [tool, t] of tools) {
     lines.push(`  ${tool}: ${totalTokens(t).toLocaleString('en-US')} tokens in ${t.events} event(s), ${formatCents(t.spend_cents)}`);
   }
-  const notes = retryNotes(status);
-  if (notes.length) {
-    lines.push('', ...notes);
+  for (const group of [retryNotes(status), expiredNotes(status), whereNotes(status, notes)]) {
+    if (group.length) {
+      lines.push('', ...group);
+    }
   }
   const managed = managedLines(status);
   if (managed.length) {
@@ -141,6 +168,8 @@ export class StatusBar implements vscode.Disposable {
   private readonly item: vscode.StatusBarItem;
   private phase: PhaseInfo = { phase: 'starting' };
   private status: DxStatus | undefined;
+  /** Conditions worth a line in the tooltip (where this runs, a remote host's reader), by key. */
+  private readonly notes = new Map<string, string>();
 
   constructor() {
     this.item = vscode.window.createStatusBarItem(STATUS_ITEM_ID, vscode.StatusBarAlignment.Right, 100);
@@ -167,8 +196,17 @@ export class StatusBar implements vscode.Disposable {
     this.render();
   }
 
+  setNote(key: string, text: string | undefined): void {
+    if (text === undefined) {
+      this.notes.delete(key);
+    } else {
+      this.notes.set(key, text);
+    }
+    this.render();
+  }
+
   private render(): void {
-    const view = statusView(this.phase, this.status);
+    const view = statusView(this.phase, this.status, [...this.notes.values()]);
     this.item.text = view.text;
     this.item.tooltip = view.tooltip;
     this.item.backgroundColor = view.warning ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;

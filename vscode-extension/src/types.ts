@@ -3,6 +3,9 @@
 export const RECORD_USAGE = 'dxTelemetry/recordUsage';
 export const STATUS = 'dxTelemetry/status';
 export const STATUS_CHANGED = 'dxTelemetry/statusChanged';
+/** A remote host's reader sidecar (`serve --reader`): the next batch, and how much of it arrived. */
+export const FORWARD_TAKE = 'dxTelemetry/forwardTake';
+export const FORWARD_DONE = 'dxTelemetry/forwardDone';
 export const FLUSH_NOW = 'dxTelemetry.flushNow';
 export const RESEND_DAY = 'dxTelemetry.resendDay';
 export const MARK_PUSHED = 'dxTelemetry.markPushed';
@@ -16,7 +19,12 @@ export interface Totals {
   spend_cents: number;
 }
 
-export type DayState = 'open' | 'pending' | 'pushed' | 'outbox' | 'failed' | 'unconfirmed';
+/**
+ * The README's states table: `failed` is DX refusing the record; a day DX could not be reached
+ * for (or that it asked to wait) is `pending` with `retryAt`; `expired` is older than the
+ * backfill window and never pushed: it is not pushed by itself.
+ */
+export type DayState = 'open' | 'pending' | 'pushed' | 'outbox' | 'failed' | 'unconfirmed' | 'expired';
 
 export interface DayEntry {
   date: string;
@@ -44,9 +52,19 @@ export interface DxStatus {
   version: string;
   dataDir: string;
   leader: boolean;
-  config: { ok: boolean; destination: 'dx' | 'outbox' | 'off'; problems: string[]; managed?: ManagedStatus };
+  config: {
+    ok: boolean;
+    /** `forward`: a remote host's reader, which hands its events to the UI side and never pushes. */
+    destination: 'dx' | 'outbox' | 'off' | 'forward';
+    problems: string[];
+    /** `dxTelemetry.machineSuffix`, when set: this machine pushes `<tool>@<suffix>`. */
+    machineSuffix?: string;
+    managed?: ManagedStatus;
+  };
   today: { date: string; tools: Record<string, Totals> };
   days: DayEntry[];
+  /** A reader's forwarding (only in a reader's status). */
+  forward?: { state: 'forwarding' | 'follower' | 'standby'; pending: number; delivered: number; lastAt?: string; problem?: string };
 }
 
 /** `report --json`: the last N days, newest first. */
@@ -68,7 +86,11 @@ export interface RecordResult {
 export interface FlushResult {
   pushed: Array<{ date: string; tool: string; destination: string }>;
   failed: Array<{ date: string; tool: string; error: string }>;
+  /** DX was not reached, or asked to wait: tried again by itself at `retryAt`. */
+  pending?: Array<{ date: string; tool: string; error: string; retryAt: string }>;
   unconfirmed: Array<{ date: string; tool: string }>;
+  /** Flush Now's days older than the window, never pushed: not tried. */
+  expired?: Array<{ date: string; tool: string }>;
 }
 
 /** The API other extensions get from `vscode.extensions.getExtension(...).exports`. */

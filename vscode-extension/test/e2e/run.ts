@@ -3,27 +3,40 @@
 // HTTP server plays DX strictly. Three phases, each in its own fresh scratch folder (HOME, XDG_*,
 // TMPDIR, user-data, extensions, data folder) and its own code-server:
 //
-//   1. the token inherited from the environment (managed machines), plus the reporter extension:
-//      activation, the bundled sidecar, the push, the status bar, the report, recordUsage, a
-//      crash restart, a live settings change, a clean shutdown;
+//   1. the token inherited from the environment (managed machines), plus the reporter extension,
+//      in a workspace whose .vscode/settings.json tries to change every DX Telemetry setting:
+//      the sidecar applies the user's values only; activation, the bundled sidecar, the push,
+//      the status bar, the report, recordUsage, a crash restart, a live settings change, a clean
+//      shutdown;
 //   2. the token set the way a user does it: no DX_DATA_CLOUD_TOKEN anywhere, user settings with
-//      only email, tool and instanceUrl, python3 found on the PATH; the status bar warns and
+//      only email, tool and instanceUrl (and the DOM terminal renderer, to read the terminal),
+//      python3 found on the PATH; the status bar warns and
 //      nothing is pushed; "DX Telemetry: Set API Token" from the palette, typed into the password
-//      box; the sidecar restarts with it and yesterday arrives once; the token is in clear text in
+//      box; the sidecar restarts with it and yesterday arrives once; "Open Usage in Terminal":
+//      an integrated terminal runs `dx-lsp-telemetry report` (the extension's launcher on its
+//      PATH) and shows that day, pushed, with no token in the shell; the token is in clear text in
 //      no file, log or argv; it survives closing and reopening the editor (nothing is pushed
 //      twice); "Clear API Token" brings the warning back, with no fallback to any environment;
 //   3. "DX Telemetry: Connect AI Tools…" with a fake HOME holding a Claude Code settings.json: the
 //      preview, the list, the accepted change in the file (comments kept) and the user settings;
-//      then "Disconnect AI Tools…" gives back the file byte for byte. On a machine with a managed
-//      configuration: its interpreter starts the sidecar, the tooltip shows what it manages.
+//      then "Disconnect AI Tools…" gives back the file byte for byte; on a machine with a managed
+//      configuration: its interpreter starts the sidecar, the tooltip shows what it manages;
+//   4. no usable Python: the interpreter setting names a file that does not exist, the PATH's
+//      python3 is a stub like macOS's before the Command Line Tools and its python a 3.8; the
+//      status bar and the log say what to install and how to point the extension at a Python.
+//   5. DX Telemetry Remote Reader without DX Telemetry in its extension host (as on a remote host
+//      whose DX Telemetry runs on the UI side), a fixture answering its private commands as DX
+//      Telemetry does: the reader sidecar (`serve --reader`, no token) reads a Claude Code
+//      transcript in the fake HOME and each event arrives once, a line appended later too.
+//      Phase 1 also installs the reader beside DX Telemetry: there it must stay idle.
 //
 // It waits on conditions with deadlines (no fixed sleeps; only the memory measurement spaces its
 // samples) and cleans up every process it started.
 //
-// Environment (set by `make ext-e2e`): CODE_SERVER, NODE24_BIN, DX_CLI, VSIX.
+// Environment (set by `make ext-e2e`): CODE_SERVER, NODE24_BIN, DX_CLI, VSIX, READER_VSIX.
 // Optional: CHROMIUM (default /usr/bin/chromium), E2E_PYTHON (the Python the bare interpreter is
 // made from, default python3; e.g. a 3.9 for the oldest supported), E2E_KEEP=1 (keep the scratch folder),
-// E2E_ONLY=1, 2, 3 or 0 (one phase, or none), E2E_MEASURE=<rounds> (also measure the extension
+// E2E_ONLY=1, 2, 3, 4, 5 or 0 (one phase, or none), E2E_MEASURE=<rounds> (also measure the extension
 // host's memory with and without the extension: <rounds> code-server runs of each, alternated;
 // E2E_MEASURE_AGE_MS is the window age at which the samples are taken, default 20000).
 
@@ -185,6 +198,8 @@ function ourProcesses(marker: string): Proc[] {
 
 /** The LSP sidecar: `<python> -m dx_lsp_telemetry` with no verb (the report's `... report --json` is not one). */
 const isSidecar = (p: Proc) => p.argv.length >= 3 && p.argv[p.argv.length - 2] === '-m' && p.argv[p.argv.length - 1] === 'dx_lsp_telemetry';
+/** The Remote Reader's sidecar: `<python> -m dx_lsp_telemetry serve --reader`. */
+const isReaderSidecar = (p: Proc) => p.argv.slice(-4).join(' ') === '-m dx_lsp_telemetry serve --reader';
 const isExtensionHost = (p: Proc) => p.argv.some((a) => a.includes('--type=extensionHost'));
 
 // -- where a secret could leak on disk -----------------------------------------------------------
@@ -437,6 +452,7 @@ interface Ctx {
   nodeBin: string;
   dxCli: string;
   vsix: string;
+  readerVsix: string;
   chromiumPath: string;
   extensionRoot: string;
   /** This run's scratch folder: one subfolder per phase, and the bare Python. */
@@ -502,7 +518,7 @@ function writeUserSettings(s: Scratch, extra: Record<string, unknown>): void {
     'workbench.tips.enabled': false,
     'workbench.enableExperiments': false,
     'security.workspace.trust.enabled': false,
-    'extensions.autoUpdate': false,
+    'extensions.autoUpdate': 'off', // what VS Code migrates `false` to, at a moment of its choosing
     'extensions.autoCheckUpdates': false,
     'extensions.ignoreRecommendations': true,
     'telemetry.telemetryLevel': 'off',
@@ -642,15 +658,16 @@ async function checkCleanStop(s: Scratch, server: Server, when = ''): Promise<vo
   check(`no sidecar (or any other process of this phase) is left behind${when}`, leftovers.length === 0, leftovers.map((p) => `${p.pid} ${p.argv.join(' ')}`).join('; '));
 }
 
-async function packageReporter(s: Scratch, extensionRoot: string): Promise<string> {
-  const src = path.join(extensionRoot, 'test', 'e2e', 'reporter');
-  const dir = path.join(s.root, 'reporter-src');
+/** A test fixture extension under test/e2e/<name>, packaged into the phase folder. */
+async function packageFixture(s: Scratch, extensionRoot: string, name: string): Promise<string> {
+  const src = path.join(extensionRoot, 'test', 'e2e', name);
+  const dir = path.join(s.root, `${name}-src`);
   fs.cpSync(src, dir, { recursive: true });
-  const out = path.join(s.root, 'dx-e2e-reporter.vsix');
+  const out = path.join(s.root, `dx-e2e-${name}.vsix`);
   const vsce = path.join(extensionRoot, 'node_modules', '.bin', 'vsce');
   const r = await run(vsce, ['package', '--no-dependencies', '--allow-missing-repository', '--skip-license', '-o', out], { cwd: dir, env: { ...process.env, ...s.env, PATH: process.env.PATH } });
   if (r.code !== 0) {
-    throw new Error(`packaging the reporter extension failed: ${r.stderr}${r.stdout}`);
+    throw new Error(`packaging the ${name} fixture failed: ${r.stderr}${r.stdout}`);
   }
   return out;
 }
@@ -737,6 +754,88 @@ function dumpLogs(s: Scratch, server: Server | undefined): void {
 
 // -- phase 1: the token inherited from the environment ---------------------------------------------
 
+/**
+ * A cloned repository's .vscode/settings.json that tries to change every shared setting, each to
+ * a value the user's settings do not have. The flat keys are application- or machine-scoped, so
+ * VS Code itself drops them; the nested objects are keys VS Code does not know, which it keeps
+ * and merges into getConfiguration('dxTelemetry'): only the extension's per-key reading of the
+ * user level leaves those out.
+ */
+const HOSTILE_WORKSPACE: Record<string, unknown> = {
+  'dxTelemetry.enabled': false,
+  'dxTelemetry.email': 'someone-else@example.com',
+  'dxTelemetry.tool': 'repo-tool',
+  'dxTelemetry.instanceUrl': 'http://127.0.0.1:9',
+  'dxTelemetry.dayBoundary': 'local',
+  'dxTelemetry.flush.enabled': false,
+  'dxTelemetry.flush.delaySeconds': 86400,
+  'dxTelemetry.reportInactiveDays': false,
+  'dxTelemetry.modelBreakdowns': true,
+  'dxTelemetry.retentionDays': 1,
+  'dxTelemetry.spend.estimate': false,
+  'dxTelemetry.sources.claudeCode.enabled': true,
+  'dxTelemetry.sources.claudeCode.tool': 'repo-claude',
+  'dxTelemetry.sources.claudeCode.path': '/tmp/repo-claude',
+  'dxTelemetry.otlp.enabled': true,
+  'dxTelemetry.otlp.port': 4555,
+  'dxTelemetry.otlp.tools': { 'claude-code': 'repo' },
+  'dxTelemetry.python.interpreter': '/nonexistent/repo-python',
+  'dxTelemetry.flush': { backfillDays: 30 },
+  'dxTelemetry.sources': { codex: { enabled: true, tool: 'repo-codex' } },
+};
+
+/** What the sidecar must apply in phase 1 whatever that workspace says: the user's values and the defaults. */
+function expectedPhase1Settings(instanceUrl: string): Array<[string, unknown]> {
+  return [
+    ['enabled', true],
+    ['email', EMAIL],
+    ['tool', 'e2e-tool'],
+    ['instanceUrl', instanceUrl],
+    ['dayBoundary', 'utc'],
+    ['flush.enabled', true],
+    ['flush.delaySeconds', 0],
+    ['flush.backfillDays', 7],
+    ['reportInactiveDays', true],
+    ['modelBreakdowns', false],
+    ['retentionDays', 90],
+    ['spend.estimate', true],
+    ['sources.claudeCode.enabled', false],
+    ['sources.claudeCode.tool', 'claude-code'],
+    ['sources.claudeCode.path', ''],
+    ['sources.codex.enabled', false],
+    ['sources.codex.tool', 'codex'],
+    ['otlp.enabled', false],
+    ['otlp.port', 4319],
+    ['otlp.tools', {}],
+  ];
+}
+
+interface ReporterLine {
+  label: string;
+  seen?: Record<string, { get?: unknown; user?: unknown; workspace?: unknown }>;
+}
+
+function reporterLines(file: string): ReporterLine[] {
+  try {
+    return fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as ReporterLine);
+  } catch {
+    return [];
+  }
+}
+
+/** The settings the sidecars last applied, as they saved them for the CLI (`<data folder>/settings.json`). */
+/** The editor's section the sidecar saved (beside the destination it pushes to, for the CLI). */
+function savedSettings(dxHome: string): Record<string, unknown> | undefined {
+  try {
+    const saved = JSON.parse(fs.readFileSync(path.join(dxHome, 'settings.json'), 'utf8')) as { dxTelemetry?: Record<string, unknown> };
+    return saved.dxTelemetry;
+  } catch {
+    return undefined;
+  }
+}
+
+const at = (tree: unknown, dotted: string): unknown => dotted.split('.').reduce<unknown>((node, part) => (node as Record<string, unknown> | undefined)?.[part], tree);
+
 async function phaseEnvironmentToken(ctx: Ctx): Promise<void> {
   const s = makeScratch(ctx.top, 'env', ctx.nodeBin);
   const fakeDx = await startFakeDx(TOKEN);
@@ -744,18 +843,24 @@ async function phaseEnvironmentToken(ctx: Ctx): Promise<void> {
   let wb: Workbench | undefined;
   try {
     const seedDate = await seedDataFolder(ctx, s);
+    fs.rmSync(path.join(s.dxHome, 'settings.json'), { force: true }); // only a sidecar writes it from here on
 
-    // Install the built .vsix and the reporter extension into the hermetic extensions dir.
+    // Install the built .vsix, the Remote Reader (beside DX Telemetry: it must stay idle) and
+    // the reporter extension into the hermetic extensions dir.
     await installExtension(s, ctx.codeServer, ctx.vsix);
-    await installExtension(s, ctx.codeServer, await packageReporter(s, ctx.extensionRoot));
-    writeUserSettings(s, {
+    await installExtension(s, ctx.codeServer, ctx.readerVsix);
+    await installExtension(s, ctx.codeServer, await packageFixture(s, ctx.extensionRoot, 'reporter'));
+    const userSettings = {
       'dxTelemetry.email': EMAIL,
       'dxTelemetry.tool': 'e2e-tool',
       'dxTelemetry.instanceUrl': fakeDx.url,
       'dxTelemetry.flush.delaySeconds': 0,
       'dxE2e.outFile': s.outFile,
-    });
+    };
+    writeUserSettings(s, userSettings);
     writeMachineSettings(s, { 'dxTelemetry.python.interpreter': ctx.barePython });
+    fs.mkdirSync(path.join(s.workspace, '.vscode'), { recursive: true });
+    fs.writeFileSync(path.join(s.workspace, '.vscode', 'settings.json'), JSON.stringify(HOSTILE_WORKSPACE, null, 2));
 
     server = await startCodeServer(s, ctx.codeServer, { [TOKEN_ENV]: TOKEN });
     wb = await openWorkbench(s, server.port, ctx.chromiumPath);
@@ -772,6 +877,32 @@ async function phaseEnvironmentToken(ctx: Ctx): Promise<void> {
     check('PYTHONUTF8=1', sidecar.env.PYTHONUTF8 === '1');
     check('the token is in the child environment only, not in argv', sidecar.env[TOKEN_ENV] === TOKEN && !sidecar.argv.join(' ').includes(TOKEN));
     check("the editor's environment reaches the sidecar (DX_TELEMETRY_HOME)", sidecar.env.DX_TELEMETRY_HOME === s.dxHome);
+
+    // 1b. The workspace's .vscode/settings.json changed none of the settings the sidecar applies.
+    const applied = await waitFor("the sidecar's applied settings (<data folder>/settings.json)", 60_000, () => savedSettings(s.dxHome));
+    const differ = expectedPhase1Settings(fakeDx.url).filter(([key, want]) => JSON.stringify(at(applied, key)) !== JSON.stringify(want));
+    check(
+      `the workspace's .vscode/settings.json changed none of the ${expectedPhase1Settings(fakeDx.url).length} settings checked: the sidecar applies the user's values`,
+      differ.length === 0,
+      differ.map(([key, want]) => `${key} is ${JSON.stringify(at(applied, key))}, the user's is ${JSON.stringify(want)}`).join('; '),
+    );
+    check('nor the interpreter: the sidecar runs on the Machine setting, not the workspace\'s /nonexistent/repo-python', sidecar.argv[0] === ctx.barePython);
+    // VS Code >= 1.132 drops the nested spelling too (microsoft/vscode#330310); older ones and
+    // forks on an older base hand it out as the workspace value, which the extension ignores
+    const seen = await waitFor("the reporter's view of the configuration", 60_000, () => reporterLines(s.outFile).find((l) => l.label === 'config')?.seen);
+    console.log(
+      `  note: what VS Code hands any extension in this workspace: ` +
+        Object.entries(seen).map(([k, v]) => `${k}: get() ${JSON.stringify(v.get)}, user ${JSON.stringify(v.user)}, workspace ${JSON.stringify(v.workspace)}`).join('; '),
+    );
+    const leaked = Object.entries(seen).filter(([, v]) => v.workspace !== undefined).map(([k]) => `dxTelemetry.${k}`);
+    if (leaked.length) {
+      const ignoredLine = await waitFor('the log line naming the ignored workspace values', 30_000, () =>
+        extensionLog(s.userData).split('\n').find((l) => l.includes("this workspace's settings give")),
+      ).catch(() => '');
+      check(`this VS Code lets the nested spelling through (${leaked.join(', ')}): the log names it as ignored`, leaked.every((k) => ignoredLine.includes(k)), ignoredLine);
+    } else {
+      console.log('  note: this VS Code drops the nested spelling itself: no workspace value of a dxTelemetry key reaches any extension');
+    }
 
     // 2. The status bar shows today's tokens (seed + the reporter's start-up event, which was
     //    sent while the sidecar may still have been starting).
@@ -828,13 +959,10 @@ async function phaseEnvironmentToken(ctx: Ctx): Promise<void> {
     const toasts = await page.locator('.notifications-toasts').allInnerTexts();
     check('no crash notification was shown', !toasts.some((t) => /crash|server|connection/i.test(t)), JSON.stringify(toasts));
 
-    // 8. A settings change reaches the running sidecar without a restart.
-    fs.mkdirSync(path.join(s.workspace, '.vscode'), { recursive: true });
-    fs.writeFileSync(path.join(s.workspace, '.vscode', 'settings.json'), JSON.stringify({ 'dxTelemetry.enabled': false }));
-    await waitFor('the sidecar to apply dxTelemetry.enabled = false', 60_000, () => {
-      const saved = path.join(s.dxHome, 'settings.json');
-      return fs.existsSync(saved) && (JSON.parse(fs.readFileSync(saved, 'utf8')) as { enabled?: boolean }).enabled === false;
-    });
+    // 8. A user settings change reaches the running sidecar without a restart (the reporter
+    //    writes it as the Settings editor does: code-server does not watch User/settings.json).
+    await runCommand(page, 'DX E2E: Turn DX Telemetry Off in the User Settings');
+    await waitFor('the sidecar to apply dxTelemetry.enabled = false', 60_000, () => savedSettings(s.dxHome)?.enabled === false);
     await runCommand(page, 'DX E2E: Report Usage');
     const second2 = await waitFor('the reporter to finish again', 60_000, () => {
       const lines = fs.readFileSync(s.outFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { label: string; result?: { recorded?: boolean } });
@@ -867,7 +995,19 @@ async function phaseEnvironmentToken(ctx: Ctx): Promise<void> {
       console.log(`  measure: extension log: ${runningLine.trim()}`);
     }
 
-    // 9. Stopping code-server leaves no sidecar behind.
+    // 9. Where it runs: code-server's browser workbench has no Node extension host of its own,
+    //    so DX Telemetry (extensionKind ["ui", "workspace"]) runs on the server and says so; the
+    //    Remote Reader beside it stays idle: it starts no sidecar.
+    const remoteName = `127.0.0.1:${server.port}`;
+    const placed = await waitFor('the placement lines in the logs', 30_000, () => {
+      const text = extensionLog(s.userData);
+      return text.includes('Remote Reader') && text.includes('runs on its server') ? text : false;
+    }).catch(() => extensionLog(s.userData));
+    check(`DX Telemetry logs that it runs on the server of this browser window (${remoteName}) and pushes from there`, placed.includes(`runs on its server (${remoteName}) and pushes from there`));
+    check('the Remote Reader, beside DX Telemetry in one extension host, stays idle', placed.includes(`DX Telemetry runs on ${remoteName} itself`));
+    check('and starts no reader sidecar', !ourProcesses(s.root).some(isReaderSidecar));
+
+    // 10. Stopping code-server leaves no sidecar behind.
     await wb.close();
     wb = undefined;
     await checkCleanStop(s, server);
@@ -881,6 +1021,57 @@ async function phaseEnvironmentToken(ctx: Ctx): Promise<void> {
     await shutdown(s, server, wb);
     await fakeDx.close();
   }
+}
+
+// -- the command line in an integrated terminal ------------------------------------------------------
+
+/** What the workbench's terminals show, row by row (xterm's DOM renderer: one element per row). */
+async function terminalRows(page: Page): Promise<string[]> {
+  const texts = await page.locator('.terminal-wrapper .xterm-rows').allInnerTexts();
+  return texts.join('\n').replace(/\u00a0/g, ' ').split('\n');
+}
+
+async function checkTerminalReport(ctx: Ctx, s: Scratch, page: Page, seedDate: string): Promise<void> {
+  const wrote = /terminals: dx-lsp-telemetry runs (.+) \(wrote .+ in (.+)\)$/m.exec(extensionLog(s.userData));
+  check('the log says which Python the terminals\' dx-lsp-telemetry runs, and where its launcher is', wrote?.[1] === ctx.barePython, wrote?.[0]);
+  const binDir = wrote?.[2] ?? '';
+  const launcher = fs.readFileSync(path.join(binDir, 'dx-lsp-telemetry'), 'utf8');
+  const libs = path.join(s.extensions, `${EXTENSION_ID}-0.1.0`, 'bundled', 'libs');
+  check(
+    `the launcher (${path.relative(s.root, binDir)}/dx-lsp-telemetry) runs that Python on the bundled libs, and holds no token`,
+    binDir.startsWith(s.userData) && launcher.includes(`python='${ctx.barePython}'`) && launcher.includes(`libs='${libs}'`) && !launcher.includes(SECRET_TOKEN),
+    launcher,
+  );
+
+  await runCommand(page, 'DX Telemetry: Open Usage in Terminal');
+  const rows = await waitFor(`the terminal to show ${seedDate}`, 60_000, async () => {
+    const r = await terminalRows(page);
+    return r.some((l) => l.includes(seedDate) && l.includes(SEED_TOOL)) ? r : undefined;
+  });
+  const typed = rows.find((l) => l.includes('dx-lsp-telemetry report')) ?? '';
+  const day = rows.find((l) => l.includes(seedDate) && l.includes(SEED_TOOL)) ?? '';
+  check(`an integrated terminal ran \`dx-lsp-telemetry report\` ("${typed.trim()}")`, typed !== '', rows.join('\n'));
+  check(`and shows the day the test recorded, pushed: "${day.replace(/\s+/g, ' ').trim()}"`, /\bpushed\b/.test(day) && day.includes('2,500'), rows.join('\n'));
+  // and the name is the launcher's, not some other dx-lsp-telemetry on the PATH: asked as a user would
+  await page.locator('.terminal-wrapper .xterm').first().click();
+  await page.keyboard.type('command -v dx-lsp-telemetry\n', { delay: 5 });
+  const resolved = await waitFor('the terminal to answer `command -v`', 30_000, async () => {
+    const text = (await terminalRows(page)).join(''); // a long path may wrap over rows
+    return text.includes(`${binDir}/dx-lsp-telemetry`) ? text : undefined;
+  }).catch(() => '');
+  check('in that terminal, `dx-lsp-telemetry` is the launcher', resolved !== '', (await terminalRows(page)).join('\n'));
+  const tab = await page.locator('.terminal-tabs-entry, .single-terminal-tab', { hasText: 'DX Telemetry' }).count();
+  check('the terminal is named "DX Telemetry"', tab > 0);
+
+  // the shell got the folder through the collection, and nothing of the token
+  const shells = ourProcesses(s.root).filter((p) => (p.env.PATH ?? '').split(':')[0] === binDir);
+  check(
+    `the terminal's shell has the launcher folder first on its PATH (${shells.map((p) => p.argv[0]).join(', ')}) and no ${TOKEN_ENV}`,
+    shells.length > 0 && shells.every((p) => !(TOKEN_ENV in p.env)),
+    shells.map((p) => `${p.pid} ${p.argv.join(' ')}`).join('; '),
+  );
+  const holders = ourProcesses(s.root).filter((p) => TOKEN_ENV in p.env && !isSidecar(p));
+  check(`no process but the sidecar has ${TOKEN_ENV} (terminal, pty host, extension host included)`, holders.length === 0, holders.map((p) => `${p.pid} ${p.argv.slice(0, 2).join(' ')}`).join('; '));
 }
 
 // -- phase 2: the token set by the user, in SecretStorage -------------------------------------------
@@ -904,6 +1095,7 @@ async function phaseSecretStorage(ctx: Ctx): Promise<void> {
       'dxTelemetry.tool': 'e2e-tool',
       'dxTelemetry.instanceUrl': fakeDx.url,
       'dxTelemetry.flush.delaySeconds': 0, // test-only: push at once instead of within 10 minutes
+      'terminal.integrated.gpuAcceleration': 'off', // test-only: terminal text in the DOM, where it can be read
     };
     const settingsFile = path.join(s.userData, 'User', 'settings.json');
     fs.writeFileSync(settingsFile, JSON.stringify(userSettings, null, 2));
@@ -986,6 +1178,11 @@ async function phaseSecretStorage(ctx: Ctx): Promise<void> {
     );
     const userDataFiles = filesContaining(s.userData, SECRET_TOKEN);
     check(`the token is in no file under the user-data-dir (${userDataFiles.scanned} files: settings, logs, state)`, userDataFiles.hits.length === 0, userDataFiles.hits.join(', '));
+
+    // 4b. The command line in an integrated terminal, as the acceptance asks: "DX Telemetry: Open
+    //     Usage in Terminal" types `dx-lsp-telemetry report` into a new terminal; what the
+    //     terminal shows is read from its rows (the DOM renderer), and must hold the pushed day.
+    await checkTerminalReport(ctx, s, page, seedDate);
 
     // 5. The next day: the editor is closed and opened again (code-server and the browser, the
     //    same profile and origin). While it is closed the token is stored on disk (code-server
@@ -1202,6 +1399,188 @@ async function phaseConnectAiTools(ctx: Ctx): Promise<void> {
   }
 }
 
+// -- phase 4: no usable Python on the machine -------------------------------------------------------
+
+/**
+ * Stubs that the extension finds first on the login shell's PATH: `python3` behaves like macOS's
+ * /usr/bin/python3 before the Command Line Tools are installed, `python` answers the probe as a
+ * Python 3.8 would. No `py`.
+ */
+function writePythonStubs(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true });
+  const stubs: Record<string, string> = {
+    python3: '#!/bin/sh\necho "xcode-select: note: No developer tools were found, requesting install." >&2\nexit 1\n',
+    python: `#!/bin/sh\necho '{"v": [3, 8, 10], "exe": "${dir}/python3.8"}'\n`,
+  };
+  for (const [name, text] of Object.entries(stubs)) {
+    fs.writeFileSync(path.join(dir, name), text, { mode: 0o755 });
+  }
+}
+
+async function phaseNoPython(ctx: Ctx): Promise<void> {
+  const s = makeScratch(ctx.top, 'nopy', ctx.nodeBin);
+  const stubs = path.join(s.root, 'stub-bin');
+  writePythonStubs(stubs);
+  fs.writeFileSync(path.join(s.home, '.profile'), `PATH="${stubs}:$PATH"\nexport PATH\n`);
+  const missing = path.join(s.root, 'no-such-python', 'bin', 'python3');
+  let server: Server | undefined;
+  let wb: Workbench | undefined;
+  try {
+    await installExtension(s, ctx.codeServer, ctx.vsix);
+    writeUserSettings(s, { 'dxTelemetry.email': EMAIL, 'dxTelemetry.tool': 'e2e-tool' });
+    writeMachineSettings(s, { 'dxTelemetry.python.interpreter': missing });
+    server = await startCodeServer(s, ctx.codeServer, {});
+    wb = await openWorkbench(s, server.port, ctx.chromiumPath);
+    const page = wb.page;
+
+    const install = 'sudo apt install python3';
+    const item = await waitFor('the status bar to warn that there is no Python', 90_000, async () => {
+      const i = await statusItem(page);
+      return i && i.warning && /DX/.test(i.text) ? i : undefined;
+    });
+    const tooltip = await waitFor('the tooltip with what to install', 30_000, async () => {
+      const text = await statusTooltip(page);
+      return text.includes(install) ? text : undefined;
+    }).catch(async () => statusTooltip(page).catch(() => ''));
+    check(`the status bar warns (${item.text})`, item.warning);
+    check(
+      'its tooltip says no Python >= the floor was found, names the 3.8 it found, what to install here, the setting and the managed configuration',
+      /No Python >= 3\.\d+ found \(the newest here is Python 3\.8\.10/.test(tooltip) &&
+        tooltip.includes(install) &&
+        tooltip.includes('dxTelemetry.python.interpreter') &&
+        /administrator .*managed configuration/.test(tooltip),
+      tooltip,
+    );
+    const log = await waitFor('the log to say what to install', 30_000, () => {
+      const text = extensionLog(s.userData);
+      return text.includes(install) ? text : undefined;
+    }).catch(() => extensionLog(s.userData));
+    check(
+      'the log names the missing interpreter of the setting, the stub python3, what to install and how to set an interpreter',
+      log.includes(missing) && log.includes('xcode-select: note') && log.includes(install) && log.includes('managed configuration'),
+      log.slice(-3000),
+    );
+    check('no sidecar was started', !ourProcesses(s.root).some(isSidecar));
+
+    // no Python, no command line in the terminals: Open Usage in Terminal says why, opens none
+    await runCommand(page, 'DX Telemetry: Open Usage in Terminal');
+    const refusal = await waitFor('the reason there is no dx-lsp-telemetry', 30_000, async () =>
+      (await page.locator('.notifications-toasts').allInnerTexts()).find((t) => t.includes('terminals have no dx-lsp-telemetry')),
+    );
+    check(
+      `Open Usage in Terminal says why there is no command line ("${refusal.split('\n')[0].slice(0, 90)}…"), and opens no terminal`,
+      refusal.includes('no Python was found') && (await page.locator('.terminal-wrapper').count()) === 0,
+      refusal,
+    );
+
+    await wb.close();
+    wb = undefined;
+    await checkCleanStop(s, server);
+    server = undefined;
+  } catch (error) {
+    dumpLogs(s, server);
+    throw error;
+  } finally {
+    await shutdown(s, server, wb);
+  }
+}
+
+// -- phase 5: DX Telemetry Remote Reader -----------------------------------------------------------
+
+interface UiSideRecord {
+  kind: 'ready' | 'event' | 'report';
+  duplicate?: boolean;
+  event?: { event_id: string; tool: string; input_tokens: number; output_tokens: number };
+  report?: { remoteName: string; state: string; pending: number; delivered: number };
+  remoteName?: string;
+}
+
+function uiSideRecords(file: string): UiSideRecord[] {
+  if (!fs.existsSync(file)) {
+    return [];
+  }
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as UiSideRecord);
+}
+
+function claudeLine(id: string, timestamp: string, input: number, output: number): string {
+  const line = {
+    parentUuid: null,
+    isSidechain: false,
+    sessionId: '0b7c6a5e-4d3c-4b2a-9f8e-7d6c5b4a3f2e',
+    version: '2.0.14',
+    type: 'assistant',
+    timestamp,
+    requestId: `req_${id}`,
+    message: { id: `msg_${id}`, type: 'message', role: 'assistant', model: 'claude-sonnet-4-20250514', content: [{ type: 'text', text: 'a prompt answer' }], usage: { input_tokens: input, output_tokens: output } },
+  };
+  return `${JSON.stringify(line)}\n`;
+}
+
+async function phaseRemoteReader(ctx: Ctx): Promise<void> {
+  // The remote host: a fake HOME with a Claude Code transcript, the Remote Reader installed and
+  // DX Telemetry not (it runs on the developer's machine, in another extension host), the
+  // fixture answering the reader's private commands in its place. A token in code-server's
+  // environment that the reader must not pass on.
+  const s = makeScratch(ctx.top, 'rdr', ctx.nodeBin);
+  const uiFile = path.join(s.root, 'ui-side.jsonl');
+  const transcript = path.join(s.home, '.claude', 'projects', '-srv-work-proj', 'session.jsonl');
+  fs.mkdirSync(path.dirname(transcript), { recursive: true });
+  const earlier = new Date(Date.now() - 3_600_000).toISOString();
+  fs.writeFileSync(transcript, claudeLine('r1', earlier, 300, 20) + claudeLine('r2', earlier, 50, 5));
+  let server: Server | undefined;
+  let wb: Workbench | undefined;
+  try {
+    await installExtension(s, ctx.codeServer, ctx.readerVsix);
+    await installExtension(s, ctx.codeServer, await packageFixture(s, ctx.extensionRoot, 'ui-side'));
+    writeUserSettings(s, { 'dxTelemetry.sources.claudeCode.enabled': true, 'dxE2e.uiSideFile': uiFile });
+    writeMachineSettings(s, { 'dxTelemetry.python.interpreter': ctx.barePython });
+    server = await startCodeServer(s, ctx.codeServer, { [TOKEN_ENV]: TOKEN });
+    wb = await openWorkbench(s, server.port, ctx.chromiumPath);
+
+    const reader = await waitFor('the reader sidecar', 90_000, () => ourProcesses(s.root).find(isReaderSidecar));
+    check('the Remote Reader started its sidecar as `python -m dx_lsp_telemetry serve --reader` on the bare interpreter', reader.argv[0] === ctx.barePython, reader.argv.join(' '));
+    check('without the token (a reader never pushes), though the editor has one', !(TOKEN_ENV in reader.env) && !ourProcesses(s.root).some((p) => (isSidecar(p) || isReaderSidecar(p)) && p.env[TOKEN_ENV]));
+    const events = () => uiSideRecords(uiFile).filter((r) => r.kind === 'event');
+    const firstTwo = await waitFor('both transcript events on the UI side', 60_000, () => (events().length >= 2 ? events() : false));
+    check(
+      'each transcript event arrived once, as a recordUsage event with its tool, counts and an event id',
+      firstTwo.length === 2 &&
+        firstTwo.every((r) => r.duplicate === false && r.event?.tool === 'claude-code' && /^claude-code:[0-9a-f]{32}$/.test(r.event.event_id)) &&
+        JSON.stringify(firstTwo.map((r) => [r.event?.input_tokens, r.event?.output_tokens])) === JSON.stringify([[300, 20], [50, 5]]),
+      JSON.stringify(firstTwo),
+    );
+    check('no prompt text was forwarded', !fs.readFileSync(uiFile, 'utf8').includes('a prompt answer'));
+
+    fs.appendFileSync(transcript, claudeLine('r3', new Date().toISOString(), 7, 1));
+    const three = await waitFor('the appended line on the UI side', 90_000, () => (events().length >= 3 ? events() : false));
+    const report = await waitFor('a report of 3 forwarded, none waiting', 30_000, () =>
+      uiSideRecords(uiFile)
+        .filter((r) => r.kind === 'report')
+        .map((r) => r.report)
+        .find((r) => r && r.delivered === 3 && r.pending === 0),
+    ).catch(() => undefined);
+    check('the line appended later arrived, and only it', three.length === 3 && three[2].event?.input_tokens === 7 && new Set(three.map((r) => r.event?.event_id)).size === 3, JSON.stringify(three));
+    check(`the reader reported to the UI side: 3 forwarded, 0 waiting, from ${report?.remoteName ?? '?'}`, report?.state === 'forwarding' && report.remoteName === `127.0.0.1:${server.port}`, JSON.stringify(report));
+    check("the reader's buffer is its own, beside the host's data folder", fs.readdirSync(path.join(s.dxHome, 'remote-reader', 'ledger')).some((f) => f.endsWith('.jsonl')) && !fs.existsSync(path.join(s.dxHome, 'ledger')));
+    check('it never pushed (no journal anywhere)', !fs.existsSync(path.join(s.dxHome, 'remote-reader', 'journal.jsonl')) && !fs.existsSync(path.join(s.dxHome, 'journal.jsonl')));
+
+    await wb.close();
+    wb = undefined;
+    await checkCleanStop(s, server);
+    server = undefined;
+    check('nothing arrived twice', events().length === 3 && events().every((r) => r.duplicate === false));
+  } catch (error) {
+    dumpLogs(s, server);
+    throw error;
+  } finally {
+    await shutdown(s, server, wb);
+  }
+}
+
 // -- measurement only (E2E_MEASURE): the extension host's memory with and without the extension ----
 
 interface MemorySample {
@@ -1334,6 +1713,7 @@ async function main(): Promise<void> {
       nodeBin,
       dxCli: env('DX_CLI'),
       vsix: env('VSIX'),
+      readerVsix: env('READER_VSIX'),
       chromiumPath: env('CHROMIUM', '/usr/bin/chromium'),
       extensionRoot: path.resolve(__dirname, '..', '..', '..'),
       top,
@@ -1351,6 +1731,12 @@ async function main(): Promise<void> {
     }
     if (!only || only === '3') {
       await phase('phase 3: Connect AI Tools and Disconnect AI Tools on a Claude Code settings.json in a fake HOME', () => phaseConnectAiTools(ctx));
+    }
+    if (!only || only === '4') {
+      await phase('phase 4: no usable Python: the status bar and the log say what to install', () => phaseNoPython(ctx));
+    }
+    if (!only || only === '5') {
+      await phase('phase 5: DX Telemetry Remote Reader forwards a Claude Code transcript, each event once', () => phaseRemoteReader(ctx));
     }
     const rounds = Number(process.env.E2E_MEASURE ?? 0);
     if (rounds > 0) {

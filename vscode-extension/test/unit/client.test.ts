@@ -1,7 +1,6 @@
 import * as assert from 'assert';
 import {
   BackoffPolicy,
-  Clock,
   ConnectionEvents,
   PhaseInfo,
   SidecarConnection,
@@ -12,48 +11,7 @@ import {
 import type { Launch, LaunchProblem } from '../../src/launch';
 import { RequestQueue } from '../../src/queue';
 import { DxStatus, RECORD_USAGE, STATUS, STATUS_CHANGED } from '../../src/types';
-import { recordingLogger } from './helpers';
-
-/** Timers that run only when the test says so. */
-class FakeClock implements Clock {
-  time = 1_000_000;
-  private timers: Array<{ at: number; fn: () => void; id: number }> = [];
-  private nextId = 1;
-  now(): number {
-    return this.time;
-  }
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = this.nextId++;
-    this.timers.push({ at: this.time + ms, fn, id });
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.timers = this.timers.filter((t) => t.id !== handle);
-  }
-  pendingDelays(): number[] {
-    return this.timers.map((t) => t.at - this.time);
-  }
-  async advance(ms: number): Promise<void> {
-    const end = this.time + ms;
-    for (;;) {
-      const due = this.timers.filter((t) => t.at <= end).sort((a, b) => a.at - b.at)[0];
-      if (!due) {
-        break;
-      }
-      this.timers = this.timers.filter((t) => t !== due);
-      this.time = due.at;
-      due.fn();
-      await settle();
-    }
-    this.time = end;
-  }
-}
-
-async function settle(): Promise<void> {
-  for (let i = 0; i < 20; i += 1) {
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
+import { FakeClock, recordingLogger, settle } from './helpers';
 
 type Handler = (method: string, params: unknown) => Promise<unknown>;
 
@@ -316,6 +274,17 @@ describe('sidecar controller', () => {
     h.connections[0].finishStart();
     await restarted;
     assert.strictEqual(h.controller.phase.phase, 'running');
+  });
+
+  it('with no Python: the advice goes to the log and the status, the requests fail with the one-line reason', async () => {
+    const advice = ['Install python3 with "sudo apt install python3".', 'Or set dxTelemetry.python.interpreter.'];
+    const h = harness({ launch: async () => ({ problem: 'No Python >= 3.9 found.', advice }) });
+    await h.controller.start();
+    assert.strictEqual(h.controller.phase.detail, 'No Python >= 3.9 found.');
+    assert.deepStrictEqual(h.controller.phase.advice, advice);
+    const logged = h.log.lines.filter((l) => l.startsWith('error')).join('\n');
+    assert.ok(advice.every((line) => logged.includes(line)), logged);
+    await assert.rejects(h.controller.recordUsage({}), (e: Error) => e.message === "DX Telemetry's sidecar is not running: No Python >= 3.9 found.");
   });
 
   it('restart() stops the old sidecar and queues what comes meanwhile', async () => {

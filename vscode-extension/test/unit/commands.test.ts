@@ -26,6 +26,7 @@ describe('commands', () => {
       tokens: {} as TokenStore,
       report: {} as ReportPanel,
       channel: {} as vscode.LogOutputChannel,
+      terminalCli: { problemNow: () => Promise.resolve(undefined) },
       lastStatus: () => undefined,
     });
     assert.deepStrictEqual(
@@ -35,6 +36,7 @@ describe('commands', () => {
         'dxTelemetry.flushNow',
         'dxTelemetry.markPushed',
         'dxTelemetry.openDataFolder',
+        'dxTelemetry.openUsageInTerminal',
         'dxTelemetry.recordUsage',
         'dxTelemetry.resendDay',
         'dxTelemetry.setApiToken',
@@ -47,6 +49,31 @@ describe('commands', () => {
     await assert.rejects(commands.executeCommand('dxTelemetry.recordUsage', { input_tokens: -1 }), /input_tokens/);
     assert.deepStrictEqual(recorded.messages, [], 'a programmatic call never shows a message');
     assert.strictEqual(calls.length, 2);
+  });
+
+  it('Open Usage in Terminal types `dx-lsp-telemetry report` into a new terminal, or says why it cannot', async () => {
+    const context = () => ({ subscriptions: [] as vscode.Disposable[] }) as unknown as vscode.ExtensionContext;
+    const deps = (problem: string | undefined) => ({
+      controller: {} as SidecarController,
+      tokens: {} as TokenStore,
+      report: {} as ReportPanel,
+      channel: {} as vscode.LogOutputChannel,
+      terminalCli: { problemNow: () => Promise.resolve(problem) },
+      lastStatus: () => undefined,
+    });
+    recorded.reset();
+    registerCommands(context(), deps(undefined));
+    await commands.executeCommand('dxTelemetry.openUsageInTerminal');
+    assert.strictEqual(recorded.terminals.length, 1);
+    assert.deepStrictEqual(recorded.terminals[0].sent, ['dx-lsp-telemetry report']);
+    assert.ok(recorded.terminals[0].shown);
+    assert.deepStrictEqual(recorded.messages, []);
+
+    recorded.reset();
+    registerCommands(context(), deps('no Python was found (install one)'));
+    await commands.executeCommand('dxTelemetry.openUsageInTerminal');
+    assert.strictEqual(recorded.terminals.length, 0, 'no terminal where the command would not be found');
+    assert.deepStrictEqual(recorded.messages, [{ kind: 'error', text: 'DX Telemetry: terminals have no dx-lsp-telemetry: no Python was found (install one)' }]);
   });
 
   it('summarises a flush and offers only the days that need a decision', () => {
@@ -68,5 +95,25 @@ describe('commands', () => {
       decidableDays(status).map((d) => d.state),
       ['unconfirmed', 'failed'],
     );
+    const withExpired = { days: [...status.days, { date: '2026-11-10', tool: 'a', state: 'expired', totals: t }] } as unknown as DxStatus;
+    assert.deepStrictEqual(decidableDays(withExpired).map((d) => d.state), ['unconfirmed', 'failed'], 'an expired day cannot be marked pushed');
+    assert.deepStrictEqual(decidableDays(withExpired, true).map((d) => d.state), ['unconfirmed', 'failed', 'expired'], 'but it can be re-sent');
+  });
+
+  it('words a flush the way status does: refused is failed, not reached is pending, expired is named', () => {
+    const flushed = describeFlush({
+      pushed: [],
+      failed: [{ date: '2026-11-23', tool: 'a', error: 'DX refused the record (HTTP 400)' }],
+      pending: [{ date: '2026-11-24', tool: 'a', error: 'could not reach DX: Connection refused', retryAt: '2026-11-25T10:00:00Z' }],
+      unconfirmed: [],
+      expired: [{ date: '2026-11-10', tool: 'a' }],
+    });
+    assert.strictEqual(
+      flushed,
+      'DX Telemetry: 1 failed, DX refused them (2026-11-23 a: DX refused the record (HTTP 400)), ' +
+        '1 pending, DX was not reached (2026-11-24 a: could not reach DX: Connection refused; retried at 2026-11-25T10:00:00Z). ' +
+        '1 expired, never pushed (2026-11-10 a): older than the backfill window, not pushed by themselves; "Re-send a Day…" pushes one anyway.',
+    );
+    assert.match(describeFlush({ pushed: [], failed: [], pending: [], unconfirmed: [], expired: [{ date: '2026-11-10', tool: 'a' }] }), /^DX Telemetry: nothing to push; every completed day is done\. 1 expired/);
   });
 });

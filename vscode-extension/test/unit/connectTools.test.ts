@@ -117,6 +117,15 @@ describe('Connect AI Tools: the tools', () => {
     assert.strictEqual(plan(m.ctx(), 'receiver').state, 'connected');
   });
 
+  it("the receiver is the user's setting alone: a workspace value neither connects nor disconnects it", () => {
+    const m = machine();
+    m.settings.workspace.set(RECEIVER_SETTING, true);
+    assert.strictEqual(plan(m.ctx(), 'receiver').state, 'ready');
+    m.settings.user.set(RECEIVER_SETTING, true);
+    m.settings.workspace.set(RECEIVER_SETTING, false);
+    assert.strictEqual(plan(m.ctx(), 'receiver').state, 'connected');
+  });
+
   it('Claude Code: sets the env block in ~/.claude/settings.json, keeps the rest, Disconnect gives back the original bytes', () => {
     const m = machine();
     const file = path.join(m.home, '.claude', 'settings.json');

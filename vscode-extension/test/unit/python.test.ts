@@ -82,7 +82,7 @@ describe('python discovery', () => {
     assert.strictEqual(found.found, false);
     if (!found.found) {
       assert.match(found.message, /No Python >= 3\.9 found/);
-      assert.match(found.message, /dxTelemetry\.python\.interpreter/);
+      assert.match(found.advice.join('\n'), /dxTelemetry\.python\.interpreter/);
       assert.ok(found.tried.some((t) => t.includes('3.6.15')));
       assert.ok(found.tried.some((t) => t.includes('extension API broke')));
       assert.ok(found.tried.some((t) => t.startsWith('py -3') && t.includes('not found')));

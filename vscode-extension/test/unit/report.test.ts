@@ -69,4 +69,31 @@ describe('usage report', () => {
     assert.match(html, /dxTelemetry\.tool is not set/);
     assert.strictEqual((html.match(/<svg class="chart"/g) ?? []).length, 2);
   });
+
+  it('shows expired, failed and pending days as the status says, each with what to do', () => {
+    const rows: DxReport = {
+      days: [
+        { date: '2026-11-24', tool: 'acme-ai', state: 'pending', totals: t(10, 1) },
+        { date: '2026-11-23', tool: 'acme-ai', state: 'failed', totals: t(20, 2) },
+        { date: '2026-11-15', tool: 'acme-ai', state: 'expired', totals: t(30, 3) },
+      ],
+    };
+    const days: DxStatus['days'] = [
+      { date: '2026-11-24', tool: 'acme-ai', state: 'pending', totals: t(10, 1), error: 'could not reach DX: Connection refused', retryAt: '2026-11-25T10:00:00Z' },
+      { date: '2026-11-23', tool: 'acme-ai', state: 'failed', totals: t(20, 2), error: 'DX refused the record (HTTP 400)' },
+      { date: '2026-11-15', tool: 'acme-ai', state: 'expired', totals: t(30, 3) },
+    ];
+    const html = renderReport({ report: rows, status: { ...status, days }, today: '2026-11-25', nonce: 'n' });
+    const row = (date: string) => html.split('\n').find((line) => line.includes(`<tr class="state-`) && line.includes(`<td>${date}</td>`)) ?? '';
+    assert.match(row('2026-11-24'), /class="state-pending"/);
+    assert.match(row('2026-11-24'), /waiting to push<\/span> could not reach DX: Connection refused; retry at 2026-11-25T10:00:00Z; DX was not reached; retried by itself/);
+    assert.doesNotMatch(row('2026-11-24'), /failed|command:/);
+    assert.match(row('2026-11-23'), /failed \(DX refused it\)<\/span> DX refused the record \(HTTP 400\)/);
+    assert.match(row('2026-11-23'), /command:dxTelemetry\.resendDay\?.*Re-send.*command:dxTelemetry\.markPushed\?/);
+    assert.match(row('2026-11-15'), /class="state-expired"/);
+    assert.match(row('2026-11-15'), /expired \(never pushed\)<\/span> older than the backfill window: not pushed by itself/);
+    const pushAnyway = encodeURIComponent(JSON.stringify([{ date: '2026-11-15', tool: 'acme-ai' }]));
+    assert.ok(row('2026-11-15').includes(`command:dxTelemetry.resendDay?${pushAnyway}">Push anyway</a>`));
+    assert.doesNotMatch(row('2026-11-15'), /pending|waiting|markPushed/);
+  });
 });

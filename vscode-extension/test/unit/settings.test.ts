@@ -3,18 +3,41 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type * as vscode from 'vscode';
 import { TOKEN_ENV, bundledLibs, sidecarEnv, sidecarLaunch } from '../../src/launch';
-import { SECTION, classifyChange, expandPath, interpreterSetting, sectionSnapshot } from '../../src/settings';
+import { KeyLevels, SECTION, classifyChange, contributedKeys, expandPath, interpreterSetting, sectionSnapshot, userValue, workspaceOverrides } from '../../src/settings';
 
-/** What getConfiguration returns: the values as properties, plus methods. */
-function configuration(values: Record<string, unknown>): vscode.WorkspaceConfiguration {
-  const get = (key: string) => key.split('.').reduce<unknown>((node, part) => (node as Record<string, unknown> | undefined)?.[part], values);
-  return Object.freeze({
-    ...values,
-    get,
-    has: (key: string) => get(key) !== undefined,
-    inspect: () => undefined,
-    update: () => Promise.resolve(),
-  }) as unknown as vscode.WorkspaceConfiguration;
+/**
+ * VS Code's levels in memory, each as its settings.json holds it (flat dotted keys, or the
+ * nested-object spelling), and `inspect` as the extension host computes it: each level's value
+ * tree looked up by the key. Nothing is filtered, as VS Code before 1.132 kept the nested spelling.
+ */
+class Levels {
+  readonly defaults: Record<string, unknown> = {};
+  readonly user: Record<string, unknown> = {};
+  readonly workspace: Record<string, unknown> = {};
+  readonly folder: Record<string, unknown> = {};
+  inspect = (key: string): KeyLevels | undefined => {
+    const at = (level: Record<string, unknown>) => lookup(tree(level), key);
+    return { defaultValue: at(this.defaults), globalValue: at(this.user), workspaceValue: at(this.workspace), workspaceFolderValue: at(this.folder) };
+  };
+}
+
+function tree(flat: Record<string, unknown>): Record<string, unknown> {
+  const root: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(flat)) {
+    const parts = key.split('.');
+    let node = root;
+    for (const part of parts.slice(0, -1)) {
+      node = (node[part] ??= {}) as Record<string, unknown>;
+    }
+    const last = parts[parts.length - 1];
+    const old = node[last];
+    node[last] = typeof old === 'object' && old && typeof value === 'object' && value ? { ...old, ...value } : value;
+  }
+  return root;
+}
+
+function lookup(root: Record<string, unknown>, key: string): unknown {
+  return key.split('.').reduce<unknown>((node, part) => (node as Record<string, unknown> | undefined)?.[part], root);
 }
 
 const EXTENSION_ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -30,31 +53,93 @@ const manifest = JSON.parse(fs.readFileSync(path.join(EXTENSION_ROOT, 'package.j
 };
 
 describe('settings', () => {
-  it('snapshots the section as nested plain JSON, as the sidecar expects it', () => {
-    const config = configuration({
+  const KEYS = ['enabled', 'email', 'dayBoundary', 'flush.enabled', 'flush.delaySeconds', 'sources.claudeCode.enabled', 'sources.claudeCode.path', 'python.interpreter'].map(
+    (k) => `${SECTION}.${k}`,
+  );
+  const defaults = (l: Levels) =>
+    Object.assign(l.defaults, {
+      'dxTelemetry.enabled': true,
+      'dxTelemetry.email': '',
+      'dxTelemetry.dayBoundary': 'utc',
+      'dxTelemetry.flush.enabled': true,
+      'dxTelemetry.flush.delaySeconds': 600,
+      'dxTelemetry.sources.claudeCode.enabled': false,
+      'dxTelemetry.sources.claudeCode.path': '',
+      'dxTelemetry.python.interpreter': '',
+    });
+
+  it('snapshots the user values over the defaults, nested as the sidecar expects them', () => {
+    const l = new Levels();
+    defaults(l);
+    Object.assign(l.user, { 'dxTelemetry.email': 'dev@example.com', 'dxTelemetry.flush.delaySeconds': 0, 'dxTelemetry.sources': { claudeCode: { enabled: true } } });
+    assert.deepStrictEqual(sectionSnapshot(l.inspect, KEYS), {
       enabled: true,
       email: 'dev@example.com',
-      flush: { enabled: true, delaySeconds: 0, backfillDays: 7 },
-      sources: { claudeCode: { enabled: true, tool: 'claude-code', path: '' } },
+      dayBoundary: 'utc',
+      flush: { enabled: true, delaySeconds: 0 },
+      sources: { claudeCode: { enabled: true, path: '' } },
+      python: { interpreter: '' },
     });
-    const snapshot = sectionSnapshot((section) => {
-      assert.strictEqual(section, SECTION);
-      return config;
+  });
+
+  it("never takes a workspace's or a folder's value, in either spelling, and names the ones it ignored", () => {
+    const l = new Levels();
+    defaults(l);
+    Object.assign(l.user, { 'dxTelemetry.flush.delaySeconds': 0 });
+    // flat keys (VS Code drops these itself for application/machine scope) and the nested
+    // spellings its scope filter lets through, which getConfiguration() would merge
+    Object.assign(l.workspace, {
+      'dxTelemetry.enabled': false,
+      'dxTelemetry.flush': { delaySeconds: 86400, enabled: false },
+      dxTelemetry: { dayBoundary: 'local', bogus: 1, python: { interpreter: '/tmp/evil' } },
     });
+    Object.assign(l.folder, { 'dxTelemetry.sources': { claudeCode: { enabled: true, path: '/tmp/elsewhere' } } });
+    const snapshot = sectionSnapshot(l.inspect, KEYS);
     assert.deepStrictEqual(snapshot, {
       enabled: true,
-      email: 'dev@example.com',
-      flush: { enabled: true, delaySeconds: 0, backfillDays: 7 },
-      sources: { claudeCode: { enabled: true, tool: 'claude-code', path: '' } },
+      email: '',
+      dayBoundary: 'utc',
+      flush: { enabled: true, delaySeconds: 0 },
+      sources: { claudeCode: { enabled: false, path: '' } },
+      python: { interpreter: '' },
     });
-    assert.strictEqual(JSON.stringify(snapshot).includes('function'), false);
+    assert.strictEqual(interpreterSetting(l.inspect, {}, '/home/u'), '');
+    assert.deepStrictEqual(workspaceOverrides(l.inspect, KEYS), [
+      'dxTelemetry.enabled',
+      'dxTelemetry.dayBoundary',
+      'dxTelemetry.flush.enabled',
+      'dxTelemetry.flush.delaySeconds',
+      'dxTelemetry.sources.claudeCode.enabled',
+      'dxTelemetry.sources.claudeCode.path',
+      'dxTelemetry.python.interpreter',
+    ]);
+    assert.deepStrictEqual(workspaceOverrides(new Levels().inspect, KEYS), []);
+  });
+
+  it("passes the user's own unknown top-level keys (a typo the sidecar names), never a workspace's", () => {
+    const l = new Levels();
+    defaults(l);
+    Object.assign(l.user, { 'dxTelemetry.enabeld': false, 'dxTelemetry.trace.server': 'off' });
+    Object.assign(l.workspace, { 'dxTelemetry.fromRepo': true });
+    const snapshot = sectionSnapshot(l.inspect, KEYS);
+    assert.strictEqual(snapshot.enabeld, false);
+    assert.deepStrictEqual(snapshot.trace, { server: 'off' });
+    assert.ok(!('fromRepo' in snapshot));
+    assert.strictEqual(snapshot.enabled, true);
+  });
+
+  it('reads the user value, else the default (where VS Code reports a policy), of one key', () => {
+    assert.strictEqual(userValue(() => ({ defaultValue: 1, globalValue: 2, workspaceValue: 3 }), 'k'), 2);
+    assert.strictEqual(userValue(() => ({ defaultValue: 1, workspaceValue: 3, workspaceFolderValue: 4 }), 'k'), 1);
+    assert.strictEqual(userValue(() => ({ defaultValue: true, globalValue: false }), 'k'), false, 'a false user value is a value');
+    assert.strictEqual(userValue(() => undefined, 'k'), undefined);
   });
 
   it('reads and expands the interpreter setting', () => {
-    const read = () => configuration({ python: { interpreter: '  ~/py/bin/python3 ' } });
-    assert.strictEqual(interpreterSetting(read, {}, '/home/u'), path.join('/home/u', 'py/bin/python3'));
-    assert.strictEqual(interpreterSetting(() => configuration({}), {}, '/home/u'), '');
-    assert.strictEqual(interpreterSetting(() => configuration({ python: { interpreter: 42 } }), {}, '/h'), '');
+    const read = (value: unknown) => () => ({ defaultValue: '', globalValue: value });
+    assert.strictEqual(interpreterSetting(read('  ~/py/bin/python3 '), {}, '/home/u'), path.join('/home/u', 'py/bin/python3'));
+    assert.strictEqual(interpreterSetting(read(undefined), {}, '/home/u'), '');
+    assert.strictEqual(interpreterSetting(read(42), {}, '/h'), '');
     assert.strictEqual(expandPath('${userHome}/x/${env:PYDIR}/python', { PYDIR: 'p311' }, '/home/u'), '/home/u/x/p311/python');
   });
 
@@ -90,6 +175,12 @@ describe('the sidecar launch', () => {
     assert.strictEqual(launch.cwd, bundledLibs('/ext'));
     assert.ok(!JSON.stringify([launch.command, launch.args]).includes('secret-token'));
   });
+
+  it("starts the Remote Reader's sidecar as `serve --reader`, without the token", () => {
+    const launch = sidecarLaunch({ command: 'python3', args: [], description: 'x' }, '/ext', { PATH: '/bin', [TOKEN_ENV]: 'inherited' }, undefined, ['serve', '--reader']);
+    assert.deepStrictEqual(launch.args, ['-m', 'dx_lsp_telemetry', 'serve', '--reader']);
+    assert.ok(!(TOKEN_ENV in launch.env), 'a reader never pushes: no token, not even an inherited one');
+  });
 });
 
 describe('package.json contributions', () => {
@@ -98,6 +189,7 @@ describe('package.json contributions', () => {
     email: '',
     tool: '',
     instanceUrl: '',
+    machineSuffix: '',
     dayBoundary: 'utc',
     'flush.enabled': true,
     'flush.delaySeconds': 600,
@@ -145,9 +237,12 @@ describe('package.json contributions', () => {
     }
   });
 
-  it('machine-scopes what would let a repository redirect the telemetry or pick a program', () => {
-    for (const key of ['email', 'tool', 'instanceUrl', 'python.interpreter', 'otlp.port', ...Object.keys(SOURCES).map((s) => `sources.${s}.path`)]) {
-      assert.ok(['machine', 'application'].includes(props[`dxTelemetry.${key}`].scope ?? ''), key);
+  it('scopes every setting application or machine, so no workspace changes one: machine for what names this host\'s paths, port and name', () => {
+    const machine = (key: string) =>
+      key === 'dxTelemetry.python.interpreter' || key === 'dxTelemetry.otlp.port' || key === 'dxTelemetry.machineSuffix' || /^dxTelemetry\.sources\.\w+\.path$/.test(key);
+    for (const [key, p] of Object.entries(props)) {
+      assert.strictEqual(p.scope, machine(key) ? 'machine' : 'application', key);
+      assert.match(p.markdownDescription ?? '', machine(key) ? /Machine scope/ : /Application scope/, `${key} says its scope`);
     }
   });
 
@@ -167,25 +262,23 @@ describe('package.json contributions', () => {
   });
 
   it('passes every contributed setting to the sidecar: the snapshot holds each at its nested path', () => {
-    // what getConfiguration('dxTelemetry') holds when nothing is set: the defaults, nested by dots
-    const nested: Record<string, unknown> = {};
+    // nothing set but one user value: every key at its default, nested by dots
+    const l = new Levels();
     for (const [key, p] of Object.entries(props)) {
-      const parts = key.replace(/^dxTelemetry\./, '').split('.');
-      let node = nested;
-      for (const part of parts.slice(0, -1)) {
-        node = (node[part] ??= {}) as Record<string, unknown>;
-      }
-      node[parts[parts.length - 1]] = p.default;
+      l.defaults[key] = p.default;
     }
-    (nested.otlp as Record<string, unknown>).tools = { 'claude-code': 'claude-code', codex_exec: 'codex' };
-    const snapshot = sectionSnapshot(() => configuration(nested));
+    l.user['dxTelemetry.otlp.tools'] = { 'claude-code': 'claude-code', codex_exec: 'codex' };
+    const keys = contributedKeys(manifest);
+    assert.deepStrictEqual(keys, Object.keys(props));
+    const snapshot = sectionSnapshot(l.inspect, keys);
     for (const [key, p] of Object.entries(props)) {
-      const parts = key.replace(/^dxTelemetry\./, '').split('.');
-      const value = parts.reduce<unknown>((node, part) => (node as Record<string, unknown> | undefined)?.[part], snapshot);
+      const value = lookup(snapshot, key.replace(/^dxTelemetry\./, ''));
       assert.deepStrictEqual(value, key === 'dxTelemetry.otlp.tools' ? { 'claude-code': 'claude-code', codex_exec: 'codex' } : p.default, key);
     }
     assert.strictEqual((snapshot.otlp as Record<string, unknown>).port, 4319);
     assert.strictEqual(((snapshot.sources as Record<string, Record<string, unknown>>).aider).tool, 'aider');
+    assert.deepStrictEqual(contributedKeys({}), []);
+    assert.deepStrictEqual(contributedKeys(undefined), []);
   });
 
   it('contributes the fixed command ids, activates on startup, has no hard dependency on the Python extension', () => {
@@ -197,6 +290,7 @@ describe('package.json contributions', () => {
       'dxTelemetry.flushNow',
       'dxTelemetry.markPushed',
       'dxTelemetry.openDataFolder',
+      'dxTelemetry.openUsageInTerminal',
       'dxTelemetry.recordUsage',
       'dxTelemetry.resendDay',
       'dxTelemetry.setApiToken',

@@ -78,6 +78,29 @@ describe('status bar text', () => {
     assert.deepStrictEqual(attentionReasons(status({ days: [day('pending')] })), []);
   });
 
+  it('says pending, never failed, for a day DX did not reach; failed only for what DX refused', () => {
+    const day = (state: 'failed' | 'pending', error: string, extra: object = {}) => ({ date: '2026-11-24', tool: 'acme-ai', state, totals: totals(1), error, ...extra });
+    const refused = statusView({ phase: 'running' }, status({ days: [day('pending', 'could not reach DX: Connection refused', { retryAt: '2026-11-25T10:00:00Z' })] }));
+    assert.doesNotMatch(refused.tooltip, /failed/i);
+    assert.match(refused.tooltip, /2026-11-24 \(acme-ai\) is pending: DX was not reached; it will be retried at 2026-11-25T10:00:00Z: could not reach DX/);
+    const rejected = statusView({ phase: 'running' }, status({ days: [day('failed', 'DX refused the record (HTTP 400: invalid_arguments)')] }));
+    assert.ok(rejected.warning);
+    assert.match(rejected.tooltip, /⚠ Push failed for 2026-11-24 \(acme-ai\): DX refused the record \(HTTP 400/);
+    assert.doesNotMatch(rejected.tooltip, /pending|retried/);
+  });
+
+  it('notes expired days with what to do, without a warning and never as pending', () => {
+    const expired = (date: string) => ({ date, tool: 'acme-ai', state: 'expired' as const, totals: totals(1) });
+    const view = statusView({ phase: 'running' }, status({ days: [expired('2026-11-15'), expired('2026-11-14')] }));
+    assert.ok(!view.warning, 'an expired day may be what the user wants: no warning');
+    assert.strictEqual(view.text, 'DX 4,642');
+    assert.match(view.tooltip, /Expired, never pushed \(older than the backfill window, dxTelemetry\.flush\.backfillDays\): 2026-11-15 \(acme-ai\), 2026-11-14 \(acme-ai\)\./);
+    assert.match(view.tooltip, /not pushed by themselves: "DX Telemetry: Re-send a Day…" pushes one anyway, or leave them/);
+    assert.doesNotMatch(view.tooltip, /pending|retried/);
+    assert.deepStrictEqual(attentionReasons(status({ days: [expired('2026-11-15')] })), []);
+    assert.doesNotMatch(statusView({ phase: 'running' }, status()).tooltip, /Expired/);
+  });
+
   it('says clearly when there is no Python, and spins while starting', () => {
     const none = statusView({ phase: 'unavailable', detail: 'No Python >= 3.9 found.' }, undefined);
     assert.strictEqual(none.text, '$(warning) DX');
@@ -87,6 +110,34 @@ describe('status bar text', () => {
     const crashed = statusView({ phase: 'backoff', detail: 'the sidecar exited; restarting in 2 s' }, status());
     assert.ok(crashed.warning);
     assert.match(crashed.tooltip, /restarting in 2 s/);
+  });
+
+  it("names the machine suffix and where this runs, with no warning: conditions, not problems", () => {
+    const view = statusView(
+      { phase: 'running' },
+      status({ config: { ok: true, destination: 'dx', problems: [], machineSuffix: 'laptop' } }),
+      ['Remote window (ssh-remote): this machine keeps the one ledger and pushes.'],
+    );
+    assert.ok(!view.warning);
+    assert.strictEqual(view.text, 'DX 4,642');
+    assert.match(view.tooltip, /Records of this machine are pushed as <tool>@laptop \(dxTelemetry\.machineSuffix\)\./);
+    assert.match(view.tooltip, /^Remote window \(ssh-remote\): this machine keeps the one ledger/m);
+    assert.doesNotMatch(statusView({ phase: 'running' }, status()).tooltip, /machineSuffix|Remote window/);
+  });
+
+  it('keeps one tooltip line per note, replaced or removed by its key', () => {
+    recorded.reset();
+    const bar = new StatusBar();
+    const [item] = recorded.statusBarItems;
+    bar.setPhase({ phase: 'running' });
+    bar.setStatus(status());
+    bar.setNote('remote', 'Remote host wsl: 1 event(s) forwarded');
+    bar.setNote('remote', 'Remote host wsl: 2 event(s) forwarded');
+    assert.match(String(item.tooltip), /2 event\(s\) forwarded/);
+    assert.doesNotMatch(String(item.tooltip), /1 event\(s\) forwarded/);
+    bar.setNote('remote', undefined);
+    assert.doesNotMatch(String(item.tooltip), /Remote host/);
+    bar.dispose();
   });
 
   it('applies the view to one status bar item whose id names dxTelemetry', () => {

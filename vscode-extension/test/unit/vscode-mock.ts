@@ -77,12 +77,26 @@ export class FakeStatusBarItem {
   }
 }
 
+export class FakeTerminal {
+  sent: string[] = [];
+  shown = false;
+  constructor(readonly options: { name?: string }) {}
+  show(): void {
+    this.shown = true;
+  }
+  sendText(text: string): void {
+    this.sent.push(text);
+  }
+}
+
 export const recorded = {
   statusBarItems: [] as FakeStatusBarItem[],
+  terminals: [] as FakeTerminal[],
   messages: [] as Array<{ kind: string; text: string }>,
   commands: new Map<string, (...args: unknown[]) => unknown>(),
   reset(): void {
     this.statusBarItems.length = 0;
+    this.terminals.length = 0;
     this.messages.length = 0;
     this.commands.clear();
   },
@@ -105,6 +119,11 @@ export const window = {
   showErrorMessage(text: string): Promise<undefined> {
     recorded.messages.push({ kind: 'error', text });
     return Promise.resolve(undefined);
+  },
+  createTerminal(options: { name?: string }): FakeTerminal {
+    const terminal = new FakeTerminal(options);
+    recorded.terminals.push(terminal);
+    return terminal;
   },
   withProgress<T>(_options: unknown, task: () => Promise<T>): Promise<T> {
     return task();

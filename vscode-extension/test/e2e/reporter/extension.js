@@ -19,7 +19,19 @@ async function call(label, fn) {
   }
 }
 
+/** What VS Code itself hands an extension for some dxTelemetry keys (the e2e prints it). */
+function configSeen() {
+  const dx = vscode.workspace.getConfiguration('dxTelemetry');
+  const seen = {};
+  for (const key of ['enabled', 'flush.delaySeconds', 'flush.backfillDays', 'sources.codex.enabled']) {
+    const i = dx.inspect(key);
+    seen[key] = { get: dx.get(key), user: i && i.globalValue, workspace: i && i.workspaceValue };
+  }
+  return seen;
+}
+
 exports.activate = (context) => {
+  out({ label: 'config', seen: configSeen() });
   void call('startup-command', () =>
     vscode.commands.executeCommand('dxTelemetry.recordUsage', {
       event_id: 'e2e-startup',
@@ -29,6 +41,10 @@ exports.activate = (context) => {
     }),
   );
   context.subscriptions.push(
+    // what the Settings editor does when the user unticks dxTelemetry.enabled
+    vscode.commands.registerCommand('dxE2e.recordingOff', () =>
+      vscode.workspace.getConfiguration('dxTelemetry').update('enabled', false, vscode.ConfigurationTarget.Global),
+    ),
     vscode.commands.registerCommand('dxE2e.report', async () => {
       await call('palette-api', async () => {
         const ext = vscode.extensions.getExtension('dx-telemetry.dx-lsp-telemetry');
