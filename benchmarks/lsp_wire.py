@@ -5,8 +5,8 @@ Here the bytes are parsed straight in the subprocess protocol's `pipe_data_recei
 task to wake up), each response is stamped with `perf_counter()` as its chunk arrives, and a
 callback may send the next request at once, in the same write as the others of that chunk.
 
-Only the names of docs/INTERFACE.md are used, so this keeps working whatever the sidecar's
-internals become.
+Only the names of the README's "The LSP interface" are used, so this keeps working whatever the
+sidecar's internals become.
 """
 
 from __future__ import annotations

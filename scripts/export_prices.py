@@ -22,6 +22,9 @@ per-token prices and are left out. A period `genai-prices` cannot price is expor
 The output is deterministic for a given `genai-prices` version and date: `--date` (or
 SOURCE_DATE_EPOCH) pins the date of the header, and `--check` compares with the committed file,
 ignoring that date.
+
+Beside the data it writes `prices.LICENSE`: the data is genai-prices', under its MIT licence,
+which asks that its notice go wherever the data goes (the wheel, the .vsix's bundle).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import sys
 from collections.abc import Iterable
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
-from importlib.metadata import version
+from importlib.metadata import distribution, version
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +212,25 @@ def without_date(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.startswith('"exported"'))
 
 
+def licence_notice() -> str:
+    """genai-prices' licence, as its distribution ships it, with what it covers here."""
+    dist = distribution("genai-prices")
+    texts = [
+        dist.read_text(f"licenses/{name}") or dist.read_text(name) or ""
+        for name in dist.metadata.get_all("License-File") or []
+    ]
+    if not any(texts):
+        raise SystemExit("genai-prices ships no licence file: cannot write prices.LICENSE")
+    urls = dict(u.split(", ", 1) for u in dist.metadata.get_all("Project-URL") or [])
+    source = urls.get("Source") or urls.get("Homepage") or "https://pypi.org/project/genai-prices/"
+    body = "\n\n".join(t.strip() for t in texts if t)
+    licence = dist.metadata.get("License-Expression") or dist.metadata.get("License") or "?"
+    return (
+        f"prices.json is derived from the price data of genai-prices {dist.version} ({source}), "
+        f"under its licence, {licence}:\n\n{body}\n"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--output", type=Path, default=OUTPUT)
@@ -225,15 +247,22 @@ def main(argv: list[str] | None = None) -> int:
         "buckets": f"USD per million tokens: {BUCKETS}",
     }
     text = render(header, export(all_providers))
+    licence = args.output.with_suffix(".LICENSE")
+    notice = licence_notice()
     if args.check:
         current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        if without_date(current) != without_date(text):
-            print(f"{args.output} is out of date: run `make prices`", file=sys.stderr)
+        current_notice = licence.read_text(encoding="utf-8") if licence.exists() else ""
+        if without_date(current) != without_date(text) or current_notice != notice:
+            print(
+                f"{args.output} or {licence.name} is out of date: run `make prices`",
+                file=sys.stderr,
+            )
             return 1
         print(f"{args.output} is up to date", file=sys.stderr)
         return 0
     args.output.write_text(text, encoding="utf-8")
-    print(f"wrote {args.output} ({len(text.encode())} bytes)", file=sys.stderr)
+    licence.write_text(notice, encoding="utf-8")
+    print(f"wrote {args.output} ({len(text.encode())} bytes) and {licence.name}", file=sys.stderr)
     return 0
 
 

@@ -1,8 +1,8 @@
 """OTLP JSON export requests as the AI tools send them, and a client for the receiver.
 
-Built from the field lists of each tool's telemetry (`shared/reference/otel-usage-export.md`:
-Claude Code's docs, Gemini CLI's `loggers.ts`, Qwen Code's telemetry docs, Codex's
-`session_telemetry.rs`, Copilot Chat's agent monitoring doc), the way their SDKs encode them:
+Built from the field lists of each tool's telemetry (Claude Code's docs, Gemini CLI's
+`loggers.ts`, Qwen Code's telemetry docs, Codex's `session_telemetry.rs`, Copilot Chat's agent
+monitoring doc), the way their SDKs encode them:
 64-bit integers as strings (or numbers, as Claude Code 2.1.233 does), hex ids, and every
 attribute the tools add beside the counts, prompts included (`logPrompts` and the like), so that
 tests can prove those never reach the ledger.

@@ -1,5 +1,6 @@
-"""The CLI of INTERFACE.md, run as real subprocesses (`python -m dx_lsp_telemetry VERB` and the
-`dx-lsp-telemetry` console script) on real data folders, pushing to a real HTTP server playing DX.
+"""The CLI of README.md ("The command line"), run as real subprocesses (`python -m
+dx_lsp_telemetry VERB` and the `dx-lsp-telemetry` console script) on real data folders, pushing
+to a real HTTP server playing DX.
 Also unit tests of `parse_settings`: env fallbacks, dotted and nested keys, instanceUrl rules.
 """
 
@@ -99,7 +100,7 @@ def dx_record(day: str, *, events: int, spend: int, metrics: Any = None, **token
 
 
 def assert_status_shape(status: dict[str, Any], home: Path) -> None:
-    """The dxTelemetry/status object of INTERFACE.md."""
+    """The dxTelemetry/status object (README.md, "The LSP interface")."""
     assert set(status) == {"version", "dataDir", "leader", "config", "today", "days"}
     assert status["version"] == __version__
     assert status["dataDir"] == str(home)
@@ -131,7 +132,7 @@ def assert_status_shape(status: dict[str, Any], home: Path) -> None:
 
 
 def report_json(home: Path, *args: str, **env: str) -> dict[str, Any]:
-    """`report --json`, checked for its shape, reduced to the keys INTERFACE.md fixes."""
+    """`report --json`, checked for its shape, reduced to the keys scripts may rely on."""
     report = ok_json(run_cli(home, "report", *args, "--json", **env))
     assert set(report) == {"days"}
     dates = [d["date"] for d in report["days"]]

@@ -1,7 +1,7 @@
 """`DxClient.push` against a real HTTP server on loopback: every outcome of the retry table.
 
-ARCHITECTURE.md, "What is retried": the push is not known to be idempotent, so only outcomes
-that prove DX did not process the request may be retried by themselves.
+README.md, "Days, pushes and retries" (Retries): the push is not known to be idempotent, so only
+outcomes that prove DX did not process the request may be retried by themselves.
 """
 
 from __future__ import annotations

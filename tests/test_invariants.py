@@ -1,5 +1,5 @@
-"""ARCHITECTURE.md's invariants, end to end: real sidecars over real stdio, a real HTTP server on
-127.0.0.1 playing DX, real files. Each test fails if its invariant breaks.
+"""The guarantees of README.md's Reliability table, end to end: real sidecars over real stdio, a
+real HTTP server on 127.0.0.1 playing DX, real files. Each test fails if its invariant breaks.
 
 Only `test_leader_takeover_when_the_leader_exits` is slow (~30 s): it waits for the leader retry.
 """
@@ -107,7 +107,7 @@ def totals(
     cache_read_tokens: int = 0,
     spend_cents: float = 0.0,
 ) -> dict[str, Any]:
-    """A TOTALS object of INTERFACE.md."""
+    """A totals object (README.md, "The LSP interface")."""
     return {
         "events": events,
         "input_tokens": input_tokens,

@@ -36,7 +36,7 @@ from tests.harness import (
     until_async,
 )
 
-EXIT_WITHIN = 2.0  # INTERFACE.md: the process exits by itself within 2 s
+EXIT_WITHIN = 2.0  # README.md, Reliability: the process exits by itself within 2 s
 FLUSH_NOW = "dxTelemetry.flushNow"
 NO_FLUSH: dict[str, Any] = {**BASE_SETTINGS, "flush": {"enabled": False, "delaySeconds": 0}}
 

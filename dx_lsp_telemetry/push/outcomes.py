@@ -1,4 +1,4 @@
-"""What a push's outcome means for retrying (ARCHITECTURE.md's table), without the HTTP client.
+"""What a push's outcome means for retrying (README.md's retry table), without the HTTP client.
 
 Kept apart from `dx.py` so a sidecar that never pushes never imports httpx.
 """

@@ -1,7 +1,7 @@
 """A day's push state: one meaning each, whoever reads it (status, report, flush, the editor).
 
-The names are INTERFACE.md's. The sentences here are the command line's (the extension words
-its own, with its commands' names); README.md's states table says the same.
+The names are those of README.md's Day states table, which says the same as the sentences here:
+they are the command line's (the extension words its own, with its commands' names).
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ class Totals:
         return self.events == 0
 
     def to_status(self) -> dict[str, Any]:
-        """TOTALS of INTERFACE.md: spend as the fractional sum, 2 decimals."""
+        """A totals object (README, "The LSP interface"): spend the fractional sum, 2 decimals."""
         return {
             "events": self.events,
             **{name: getattr(self, name) for name in TOKEN_FIELDS},

@@ -1,5 +1,5 @@
-"""The fault tests' own oracle: the ledger and journal files read as INTERFACE.md and the README
-describe them (one JSON object per line), independent of the product's reading code."""
+"""The fault tests' own oracle: the ledger and journal files read as the README describes
+them (one JSON object per line), independent of the product's reading code."""
 
 from __future__ import annotations
 
@@ -80,8 +80,8 @@ def key_of(event: dict[str, Any]) -> tuple[str, str]:
 
 
 def totals(events: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """TOTALS of INTERFACE.md for distinct events (spend summed exactly, then half up to 2
-    decimals)."""
+    """A totals object (README.md, "The LSP interface") of distinct events (spend summed
+    exactly, then half up to 2 decimals)."""
     result: dict[str, Any] = {"events": 0, **dict.fromkeys(TOKENS, 0)}
     spend = Fraction(0)
     for e in events:

@@ -255,7 +255,7 @@ async def test_a_machine_asleep_for_ten_days(home: Path, dx: FakeDx, clock: Fake
     states = {(d["date"], d["tool"]): d["state"] for d in json.loads(done.stdout)["days"]}
     for day in days[2:]:
         assert states[(day.isoformat(), TOOL)] == "pushed"
-    # INTERFACE.md's Day states: outside the window and never pushed
+    # README.md's day states: outside the window and never pushed
     assert [states[(d.isoformat(), TOOL)] for d in days[:2]] == ["expired", "expired"], states
 
 

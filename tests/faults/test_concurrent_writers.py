@@ -148,7 +148,7 @@ async def run_lane(lane: Lane, write_one: Any) -> None:
 
 
 def winners(writes: list[Write]) -> dict[str, dict[str, Any]]:
-    """The rule of INTERFACE.md: the larger token total wins; on a tie, the later one."""
+    """The rule of README.md ("What."): the larger token total wins; on a tie, the later one."""
     best: dict[str, Write] = {}
     for w in writes:
         old = best.get(w.event["event_id"])

@@ -1,5 +1,5 @@
 """Fault injection, "DX misbehaving": each way DX (or something in front of it) can answer badly
-ends in the state ARCHITECTURE.md's retry table names, and nothing else breaks.
+ends in the state README.md's retry table names, and nothing else breaks.
 
 Driven as a user would: a real sidecar over stdio with `email`, `tool`, `instanceUrl` (the fake
 DX on loopback) and `flush.delaySeconds` 0; events recorded with `dxTelemetry/recordUsage` for

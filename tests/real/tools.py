@@ -1,7 +1,7 @@
 """The real AI tools, pinned, and how to run each offline against the fake model API, with its
 OTLP exporter pointed at a given endpoint (http/json), in a sandbox of its own (a fresh HOME and
 an empty working folder). `make test-real` installs them under `.cache/real-tools/<name>-<version>`
-(`DX_REAL_TOOLS_DIR` elsewhere); recipes from `shared/reference/real-ai-tools-offline.md`."""
+(`DX_REAL_TOOLS_DIR` elsewhere); each tool's recipe is its entry below."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-// The sidecar's wire types (INTERFACE.md, "LSP methods"). Plain data: no vscode import.
+// The sidecar's wire types (the root README, "The LSP interface"). Plain data: no vscode import.
 
 export const RECORD_USAGE = 'dxTelemetry/recordUsage';
 export const STATUS = 'dxTelemetry/status';

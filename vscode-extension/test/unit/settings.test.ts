@@ -228,7 +228,7 @@ describe('package.json contributions', () => {
   }
   const props = manifest.contributes.configuration.properties;
 
-  it('contributes every INTERFACE.md setting with its default and a description, and nothing else', () => {
+  it('contributes every setting of the README\'s table with its default and a description, and nothing else', () => {
     assert.deepStrictEqual(Object.keys(props).sort(), Object.keys(INTERFACE_SETTINGS).map((k) => `dxTelemetry.${k}`).sort());
     for (const [key, value] of Object.entries(INTERFACE_SETTINGS)) {
       const p = props[`dxTelemetry.${key}`];
