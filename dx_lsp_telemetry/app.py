@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 from filelock import FileLock, Timeout
@@ -24,7 +24,6 @@ from filelock import FileLock, Timeout
 from dx_lsp_telemetry.config import TOKEN_ENV, push_target
 from dx_lsp_telemetry.daybook import read_day
 from dx_lsp_telemetry.days import (
-    complete_at,
     day_end,
     day_of,
     is_complete,
@@ -46,6 +45,7 @@ from dx_lsp_telemetry.recorder import (
     not_recorded,
 )
 from dx_lsp_telemetry.retention import prune
+from dx_lsp_telemetry.schedule import PushSchedule, Step
 from dx_lsp_telemetry.settings import ParsedSettings, Settings, parse_settings
 from dx_lsp_telemetry.status import StatusInputs, build_status
 
@@ -113,8 +113,8 @@ class Telemetry:
         self._schedule_task: asyncio.Task[None] | None = None
         self._replan = asyncio.Event()
         self._cycle_soon = False
-        #: after a cycle that stopped early: until then, new events start no cycle
-        self._calm_until: datetime | None = None
+        #: the leader's push schedule, once this sidecar runs it
+        self._schedule: PushSchedule | None = None
         self._status_dirty = asyncio.Event()
         self._last_status: dict[str, Any] | None = None
         self._fsync_pending = False
@@ -462,50 +462,29 @@ class Telemetry:
             log.warning("retention: %s", exc)
 
     async def _schedule_loop(self) -> None:
-        """Push after start-up and after each day completes, each after a random delay."""
-        cycle_at: datetime | None = self._clock() + self._random_delay()
-        completion = self._next_completion()
-        last_cycle = self._clock() - timedelta(days=1)
-        early_stops = 0
-        retry: datetime | None = None
+        """Push after start-up and after each day completes, when `PushSchedule` says."""
+        schedule = PushSchedule(
+            self._clock(), self.settings, backoff=self._pusher.backoff, rng=self._rng
+        )
+        self._schedule = schedule
         fresh = True  # read the retry time from the journal again
         while True:
             if fresh:
                 retry = await self._run_io(
                     lambda: self._pusher.next_retry(self.settings, self._token)
                 )
-                if retry is not None and retry <= last_cycle:
-                    retry = None  # already tried at or after that moment
-            wake = min((t for t in (cycle_at, completion, retry) if t is not None), default=None)
-            if not (self.settings.enabled and self.settings.flush_enabled):
-                wake = None
-            fresh = await self._sleep_until(wake)
-            now = self._clock()
-            last_cycle = min(last_cycle, now)  # set back: a retry time is not "tried" yet
-            if self._replan.is_set():
+                schedule.note_retry(retry)
+            fresh = await self._sleep_until(schedule.wake(self.settings))
+            replan, soon = self._replan.is_set(), self._cycle_soon
+            if replan:
                 self._replan.clear()
-                if self._cycle_soon:
-                    self._cycle_soon = False
-                    candidate = now + self._random_delay()
-                    cycle_at = candidate if cycle_at is None else min(cycle_at, candidate)
-                completion = self._next_completion()
-                continue
-            if completion <= now:
-                candidate = completion + self._random_delay()
-                cycle_at = candidate if cycle_at is None else min(cycle_at, candidate)
-                completion = self._next_completion()
+                self._cycle_soon = False
+            step = schedule.woke(self._clock(), self.settings, replan=replan, cycle_soon=soon)
+            if step is Step.PRUNE:
                 await self._run_io(self._prune)
-                continue
-            if (cycle_at and cycle_at <= now) or (retry and retry <= now):
-                cycle_at, last_cycle = None, now
+            elif step is Step.CYCLE:
                 report = await self._background_cycle()
-                if report is not None and report.stopped_early:
-                    early_stops += 1
-                    cycle_at = now + timedelta(seconds=self._pusher.backoff(early_stops))
-                    self._calm_until = cycle_at
-                else:
-                    early_stops = 0
-                    self._calm_until = None
+                schedule.cycled(report is not None and report.stopped_early)
 
     async def _background_cycle(self) -> CycleReport | None:
         try:
@@ -525,16 +504,6 @@ class Telemetry:
         self._logged_config_error = None
         self._mark_dirty()
         return report
-
-    def _next_completion(self) -> datetime:
-        now = self._clock()
-        boundary = self.settings.day_boundary
-        today = day_of(now, boundary)
-        times = (complete_at(d, boundary) for d in (today - timedelta(days=1), today))
-        return min(t for t in times if t > now)
-
-    def _random_delay(self) -> timedelta:
-        return timedelta(seconds=self._rng.uniform(0, self.settings.flush_delay_seconds))
 
     async def _sleep_until(self, wake: datetime | None) -> bool:
         """Until `wake`, a replan, or CLOCK_CHECK_SECONDS at most; False if only the last
@@ -638,7 +607,7 @@ class Telemetry:
     def _backing_off(self) -> bool:
         """The last cycle stopped early (DX unwell): new events wait for the schedule's next
         try, so a sick DX is not hit once per day of backlog. Settings and Flush Now do not."""
-        return self._calm_until is not None and self._clock() < self._calm_until
+        return self._schedule is not None and self._schedule.backing_off(self._clock())
 
     def _request_cycle(self) -> None:
         """Ask the schedule (if this sidecar runs it) for a cycle after a random delay."""
