@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import os
-import random
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +25,7 @@ from dx_lsp_telemetry.daybook import read_day
 from dx_lsp_telemetry.days import (
     day_end,
     day_of,
+    format_ts,
     is_complete,
     utc_dates_overlapping,
     utc_now,
@@ -45,7 +45,7 @@ from dx_lsp_telemetry.recorder import (
     not_recorded,
 )
 from dx_lsp_telemetry.retention import prune
-from dx_lsp_telemetry.schedule import PushSchedule, Step
+from dx_lsp_telemetry.schedule import PushSchedule, Step, slot_offset
 from dx_lsp_telemetry.settings import ParsedSettings, Settings, parse_settings
 from dx_lsp_telemetry.status import StatusInputs, build_status
 
@@ -90,7 +90,6 @@ class Telemetry:
         self._token = env.get(TOKEN_ENV) or None
         self._on_status = on_status
         self._clock = clock
-        self._rng = random.Random()
         self._parsed: ParsedSettings = parse_settings(None, env)
         self._io = ThreadPoolExecutor(1, thread_name_prefix="dx-io")
         #: events validated and waiting to be written, with their answers (loop thread only)
@@ -463,17 +462,25 @@ class Telemetry:
 
     async def _schedule_loop(self) -> None:
         """Push after start-up and after each day completes, when `PushSchedule` says."""
-        schedule = PushSchedule(
-            self._clock(), self.settings, backoff=self._pusher.backoff, rng=self._rng
-        )
+        schedule = PushSchedule(self._clock(), self.settings, backoff=self._pusher.backoff)
         self._schedule = schedule
+        period = self.settings.flush_delay_seconds
+        if period and schedule.cycle_at is not None:
+            log.info(
+                "background pushes at this email's slot, %.0f s into every %d s: next at %s",
+                slot_offset(self.settings.email, period),
+                period,
+                format_ts(schedule.cycle_at),
+            )
         fresh = True  # read the retry time from the journal again
         while True:
             if fresh:
                 retry = await self._run_io(
-                    lambda: self._pusher.next_retry(self.settings, self._token)
+                    lambda: self._pusher.next_retry(
+                        self.settings, self._token, after=schedule.tried_until
+                    )
                 )
-                schedule.note_retry(retry)
+                schedule.note_retry(retry, self._clock(), self.settings)
             fresh = await self._sleep_until(schedule.wake(self.settings))
             replan, soon = self._replan.is_set(), self._cycle_soon
             if replan:

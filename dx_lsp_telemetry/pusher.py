@@ -39,6 +39,12 @@ RETRY_BASE_SECONDS = 60.0
 RETRY_CAP_SECONDS = 3600.0
 
 
+def _backoff_span(attempts: int) -> float:
+    """60 s doubling per attempt, capped at 1 h."""
+    # the exponent is bounded: 60 s x 2^1024 would not fit a float
+    return float(min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** min(attempts - 1, 32)))
+
+
 class PushError(Exception):
     """A push command that cannot be done as asked; the message says why."""
 
@@ -200,8 +206,12 @@ class Pusher:
     def is_paused(self, target: PushTarget) -> bool:
         return self.paused_for is not None and self.paused_for == target.fingerprint()
 
-    def next_retry(self, settings: Settings, token: str | None) -> datetime | None:
-        """The earliest `retryAt` of a pending day of this target (for the schedule)."""
+    def next_retry(
+        self, settings: Settings, token: str | None, after: datetime | None = None
+    ) -> datetime | None:
+        """The earliest `retryAt` (later than `after`) of a pending day of this target, for the
+        schedule. `after`: what the schedule has tried already; an older day's stale `retryAt`
+        (a day that left the window stays pending) must not hide a newer one."""
         target = push_target(settings, token)
         journal = Journal(self.paths.journal_file)
         journal.load()
@@ -210,7 +220,9 @@ class Pusher:
             for e in journal.entries()
             if e.state == "pending" and e.belongs_to(target.destination, target.email)
         ]
-        return min((t for t in times if t is not None), default=None)
+        return min(
+            (t for t in times if t is not None and (after is None or t > after)), default=None
+        )
 
     # -- the cycle's parts --------------------------------------------------------------
 
@@ -404,7 +416,7 @@ class Pusher:
         log.warning("%s %s: %s", item["date"], item["tool"], error)
         if outcome in (Outcome.NOT_REACHED, Outcome.THROTTLED):
             attempts = base.attempts + 1
-            delay = result.retry_after if result.retry_after is not None else self.backoff(attempts)
+            delay = self.retry_delay(attempts, result.retry_after)
             retry_at = format_ts(self._clock() + timedelta(seconds=delay))
             journal.append(
                 replace(
@@ -446,9 +458,15 @@ class Pusher:
 
     def backoff(self, attempts: int) -> float:
         """Capped exponential backoff with jitter: 60 s, 120 s, ... up to 1 h, each x [0.5, 1]."""
-        # the exponent is bounded: 60 s x 2^1024 would not fit a float
-        delay = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** min(attempts - 1, 32))
-        return float(delay * (0.5 + 0.5 * self._jitter()))
+        return _backoff_span(attempts) * (0.5 + 0.5 * self._jitter())
+
+    def retry_delay(self, attempts: int, retry_after: float | None) -> float:
+        """How long a day waits after a transient failure: the backoff, or DX's `Retry-After`
+        plus a random part of the backoff, so machines DX throttled together (they read the
+        same `Retry-After`) come back spread out, not together."""
+        if retry_after is None:
+            return self.backoff(attempts)
+        return retry_after + _backoff_span(attempts) * self._jitter()
 
     def _now_text(self) -> str:
         return format_ts(self._clock())

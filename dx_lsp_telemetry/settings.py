@@ -80,7 +80,7 @@ class Settings:
     instance_url: str = ""
     day_boundary: DayBoundary = "utc"
     flush_enabled: bool = True
-    flush_delay_seconds: int = 600
+    flush_delay_seconds: int = 3600
     backfill_days: int = 7
     report_inactive_days: bool = True
     model_breakdowns: bool = False
@@ -228,7 +228,7 @@ def parse_settings(raw: Any, env: Mapping[str, str] | None = None) -> ParsedSett
         instance_url=r.string("instanceUrl").rstrip("/"),
         day_boundary=day_boundary,
         flush_enabled=r.boolean("flush.enabled", True),
-        flush_delay_seconds=r.integer("flush.delaySeconds", 600, 0, 86_400),
+        flush_delay_seconds=r.integer("flush.delaySeconds", 3600, 0, 86_400),
         backfill_days=r.integer("flush.backfillDays", 7, 0, 365),
         report_inactive_days=r.boolean("reportInactiveDays", True),
         model_breakdowns=r.boolean("modelBreakdowns", False),

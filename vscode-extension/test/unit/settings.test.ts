@@ -100,7 +100,7 @@ describe('package.json contributions', () => {
     instanceUrl: '',
     dayBoundary: 'utc',
     'flush.enabled': true,
-    'flush.delaySeconds': 600,
+    'flush.delaySeconds': 3600,
     'flush.backfillDays': 7,
     reportInactiveDays: true,
     modelBreakdowns: false,
