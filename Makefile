@@ -95,6 +95,7 @@ bench: $(STAMP) peers
 	$(BIN)/python benchmarks/history.py
 	$(BIN)/python benchmarks/otlp_batch.py
 	$(BIN)/python benchmarks/awaited_folders.py
+	$(BIN)/python benchmarks/fleet.py
 
 # Regenerate the offline price snapshot of `spend.estimate` from the installed genai-prices
 # (a deliberate act, like updating a lock file; commit the result).

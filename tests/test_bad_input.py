@@ -251,7 +251,7 @@ DEFAULTS_SAVED = {
     "tool": TOOL,
     "instanceUrl": "",
     "dayBoundary": "utc",
-    "flush": {"enabled": True, "delaySeconds": 600, "backfillDays": 7},
+    "flush": {"enabled": True, "delaySeconds": 3600, "backfillDays": 7},
     "reportInactiveDays": True,
     "modelBreakdowns": False,
     "retentionDays": 90,

@@ -528,10 +528,11 @@ def test_the_backoff_stays_capped_after_any_number_of_attempts(world: World) -> 
 @pytest.mark.parametrize(
     ("status", "retry_after", "seconds"),
     [
-        (429, "120", 120),
-        (503, "120", 120),
-        (503, "7200", 3600),
-        (429, "Tue, 01 Jan 2999 00:00:00 GMT", 3600),
+        # Retry-After (at most an hour), plus jitter x the first backoff (1.0 x 60 s here)
+        (429, "120", 180),
+        (503, "120", 180),
+        (503, "7200", 3660),
+        (429, "Tue, 01 Jan 2999 00:00:00 GMT", 3660),
         (503, "nan", 60),  # unreadable: the backoff applies
         (429, "soon", 60),
     ],
@@ -577,8 +578,56 @@ def test_a_day_waiting_for_retry_after_holds_back_later_days_in_background(
     world.clock.advance(seconds=10)
     assert empty(world.cycle())  # day 2 must not reach DX inside DX's Retry-After window
     assert world.sent_dates() == [day(3)]
-    world.clock.advance(seconds=600)
+    world.clock.advance(seconds=600 + 60 - 10)  # Retry-After, plus the jitter (1.0 x 60 s)
     assert [p["date"] for p in world.cycle().pushed] == [day(3), day(2)]
+
+
+@pytest.mark.parametrize(("jitter", "extra"), [(0.0, 0.0), (0.25, 15.0), (1.0, 60.0)])
+def test_retry_after_is_honoured_plus_a_jitter_that_grows_with_each_attempt(
+    world: World, jitter: float, extra: float
+) -> None:
+    """Machines DX throttled together read the same Retry-After: each adds a random part of
+    the attempt's backoff (60 s, then 120 s, ...), so they do not all come back together."""
+    world.jitter = jitter
+    world.record(2)
+    for attempt in (1, 2, 3):
+        world.dx.then(Script(kind="status", status=429, headers={"Retry-After": "30"}))
+        sent = world.clock()
+        report = world.cycle()
+        assert report.stopped_early
+        entry = world.entry(2)
+        assert entry is not None and entry.attempts == attempt
+        assert entry.retry_time == sent + timedelta(seconds=30 + extra * 2 ** (attempt - 1))
+        world.clock.now = entry.retry_time - timedelta(milliseconds=1)
+        assert empty(world.cycle())  # never before its retryAt
+        world.clock.now = entry.retry_time
+    assert world.cycle().pushed == [{"date": day(2), "tool": TOOL, "destination": "dx"}]
+    assert len(world.dx.requests) == 4
+
+
+def test_the_schedule_is_told_the_earliest_retry_it_has_not_tried(world: World) -> None:
+    """A day that left the window stays `pending` with an old `retryAt`: it must not hide the
+    `retryAt` of a day still waiting."""
+    journal = Journal(world.paths.journal_file)
+    for n, retry in ((30, NOW - timedelta(days=20)), (2, NOW + timedelta(minutes=7))):
+        journal.append(
+            JournalEntry(
+                destination=journal_destination(world.settings),
+                email=EMAIL,
+                date=day(n),
+                tool=TOOL,
+                state="pending",
+                at=format_ts(NOW - timedelta(minutes=1)),
+                error="could not reach DX",
+                retry_at=format_ts(retry),
+                attempts=3,
+            )
+        )
+    settings, token = world.settings, world.token
+    assert world.pusher.next_retry(settings, token) == NOW - timedelta(days=20)
+    tried = NOW - timedelta(hours=1)
+    assert world.pusher.next_retry(settings, token, after=tried) == NOW + timedelta(minutes=7)
+    assert world.pusher.next_retry(settings, token, after=NOW + timedelta(minutes=7)) is None
 
 
 def test_after_a_transient_failure_the_waiting_days_follow_oldest_first(world: World) -> None:

@@ -8,7 +8,7 @@ import contextlib
 import logging
 import os
 import time
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from filelock import Timeout
@@ -22,10 +22,11 @@ from dx_lsp_telemetry.push.pusher import (
     NotAllowed,
     PushBusy,
 )
+from dx_lsp_telemetry.push.schedule import PushSchedule, Step, slot_offset
 from dx_lsp_telemetry.settings.days import (
-    complete_at,
     day_end,
     day_of,
+    format_ts,
     is_complete,
     utc_dates_overlapping,
 )
@@ -47,7 +48,7 @@ from dx_lsp_telemetry.app.state import (
 log = logging.getLogger(__name__)
 
 
-class PushSchedule(AppState):
+class PushLoop(AppState):
     """Leadership, the background loops, and the push requests."""
 
     async def flush_now(self) -> dict[str, Any]:
@@ -143,50 +144,37 @@ class PushSchedule(AppState):
             log.warning("retention: %s", exc)
 
     async def _schedule_loop(self) -> None:
-        """Push after start-up and after each day completes, each after a random delay."""
-        cycle_at: datetime | None = self._clock() + self._random_delay()
-        completion = self._next_completion()
-        last_cycle = self._clock() - timedelta(days=1)
-        early_stops = 0
-        retry: datetime | None = None
+        """Push after start-up and after each day completes, when `PushSchedule` says."""
+        schedule = PushSchedule(self._clock(), self.settings, backoff=self._pusher.backoff)
+        self._schedule = schedule
+        period = self.settings.flush_delay_seconds
+        if period and schedule.cycle_at is not None:
+            log.info(
+                "background pushes at this email's slot, %.0f s into every %d s: next at %s",
+                slot_offset(self.settings.email, period),
+                period,
+                format_ts(schedule.cycle_at),
+            )
         fresh = True  # read the retry time from the journal again
         while True:
             if fresh:
                 retry = await self._run_io(
-                    lambda: self._pusher.next_retry(self.settings, self._token)
+                    lambda: self._pusher.next_retry(
+                        self.settings, self._token, after=schedule.tried_until
+                    )
                 )
-                if retry is not None and retry <= last_cycle:
-                    retry = None  # already tried at or after that moment
-            wake = min((t for t in (cycle_at, completion, retry) if t is not None), default=None)
-            if not (self.settings.enabled and self.settings.flush_enabled):
-                wake = None
-            fresh = await self._sleep_until(wake)
-            now = self._clock()
-            last_cycle = min(last_cycle, now)  # set back: a retry time is not "tried" yet
-            if self._replan.is_set():
+                schedule.note_retry(retry, self._clock(), self.settings)
+            fresh = await self._sleep_until(schedule.wake(self.settings))
+            replan, soon = self._replan.is_set(), self._cycle_soon
+            if replan:
                 self._replan.clear()
-                if self._cycle_soon:
-                    self._cycle_soon = False
-                    candidate = now + self._random_delay()
-                    cycle_at = candidate if cycle_at is None else min(cycle_at, candidate)
-                completion = self._next_completion()
-                continue
-            if completion <= now:
-                candidate = completion + self._random_delay()
-                cycle_at = candidate if cycle_at is None else min(cycle_at, candidate)
-                completion = self._next_completion()
+                self._cycle_soon = False
+            step = schedule.woke(self._clock(), self.settings, replan=replan, cycle_soon=soon)
+            if step is Step.PRUNE:
                 await self._run_io(self._prune)
-                continue
-            if (cycle_at and cycle_at <= now) or (retry and retry <= now):
-                cycle_at, last_cycle = None, now
+            elif step is Step.CYCLE:
                 report = await self._background_cycle()
-                if report is not None and report.stopped_early:
-                    early_stops += 1
-                    cycle_at = now + timedelta(seconds=self._pusher.backoff(early_stops))
-                    self._calm_until = cycle_at
-                else:
-                    early_stops = 0
-                    self._calm_until = None
+                schedule.cycled(report is not None and report.stopped_early)
 
     async def _background_cycle(self) -> CycleReport | None:
         try:
@@ -206,16 +194,6 @@ class PushSchedule(AppState):
         self._logged_config_error = None
         self._mark_dirty()
         return report
-
-    def _next_completion(self) -> datetime:
-        now = self._clock()
-        boundary = self.settings.day_boundary
-        today = day_of(now, boundary)
-        times = (complete_at(d, boundary) for d in (today - timedelta(days=1), today))
-        return min(t for t in times if t > now)
-
-    def _random_delay(self) -> timedelta:
-        return timedelta(seconds=self._rng.uniform(0, self.settings.flush_delay_seconds))
 
     async def _sleep_until(self, wake: datetime | None) -> bool:
         """Until `wake`, a replan, or CLOCK_CHECK_SECONDS at most; False if only the last
@@ -320,7 +298,7 @@ class PushSchedule(AppState):
     def _backing_off(self) -> bool:
         """The last cycle stopped early (DX unwell): new events wait for the schedule's next
         try, so a sick DX is not hit once per day of backlog. Settings and Flush Now do not."""
-        return self._calm_until is not None and self._clock() < self._calm_until
+        return self._schedule is not None and self._schedule.backing_off(self._clock())
 
     def _request_cycle(self) -> None:
         """Ask the schedule (if this sidecar runs it) for a cycle after a random delay."""

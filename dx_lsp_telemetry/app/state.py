@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -32,6 +31,7 @@ from dx_lsp_telemetry.push.journal import Journal
 from dx_lsp_telemetry.push.pusher import (
     Pusher,
 )
+from dx_lsp_telemetry.push.schedule import PushSchedule
 from dx_lsp_telemetry.record.events import EventRules, UsageEvent
 from dx_lsp_telemetry.settings.days import (
     utc_now,
@@ -94,7 +94,6 @@ class AppState:
         self._token = env.get(TOKEN_ENV) or None
         self._on_status = on_status
         self._clock = clock
-        self._rng = random.Random()
         #: the machine's managed configuration, over the editor's settings (`managed.py`)
         self._managed = ManagedSettings(machine_sources(env))
         self._managed_config: ManagedConfig = self._managed.current()
@@ -126,8 +125,8 @@ class AppState:
         self._schedule_task: asyncio.Task[None] | None = None
         self._replan = asyncio.Event()
         self._cycle_soon = False
-        #: after a cycle that stopped early: until then, new events start no cycle
-        self._calm_until: datetime | None = None
+        #: the leader's push schedule, once this sidecar runs it
+        self._schedule: PushSchedule | None = None
         self._status_dirty = asyncio.Event()
         self._last_status: dict[str, Any] | None = None
         self._fsync_pending = False

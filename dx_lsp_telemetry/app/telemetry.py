@@ -26,13 +26,13 @@ if TYPE_CHECKING:
     pass
 from dx_lsp_telemetry.app.reader import ReaderForwarding
 from dx_lsp_telemetry.app.recording import Recording
-from dx_lsp_telemetry.app.schedule import PushSchedule
+from dx_lsp_telemetry.app.schedule import PushLoop
 from dx_lsp_telemetry.app.status_view import StatusView
 
 log = logging.getLogger(__name__)
 
 
-class Telemetry(Recording, StatusView, ReaderForwarding, PushSchedule):
+class Telemetry(Recording, StatusView, ReaderForwarding, PushLoop):
     """The sidecar: its settings and lifecycle here; its parts in the mixins, on `AppState`."""
 
     # -- settings ----------------------------------------------------------------------

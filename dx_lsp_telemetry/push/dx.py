@@ -30,7 +30,15 @@ ANSWER_CAP = 1024 * 1024
 
 
 class DxClient:
-    def __init__(self, instance_url: str, token: str, timeout: httpx.Timeout = TIMEOUT) -> None:
+    def __init__(
+        self,
+        instance_url: str,
+        token: str,
+        timeout: httpx.Timeout = TIMEOUT,
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """`transport`: httpx's own by default; the fleet benchmark passes an in-process DX."""
         problem = instance_url_problem(instance_url)
         if problem:  # the token never travels in clear text, whatever the caller checked
             raise ValueError(problem)
@@ -45,6 +53,7 @@ class DxClient:
             # a fresh connection per push: a stale keep-alive socket would turn a clean
             # retry into an ambiguous "disconnected" outcome
             limits=httpx.Limits(max_keepalive_connections=0),
+            transport=transport,
             headers={
                 "Authorization": f"Bearer {token}",
                 "Accept": "application/json",

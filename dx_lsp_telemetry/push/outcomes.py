@@ -25,3 +25,22 @@ class PushResult:
     error: str | None = None
     dx_id: str | None = None
     retry_after: float | None = None
+
+
+RETRY_BASE_SECONDS = 60.0
+RETRY_CAP_SECONDS = 3600.0
+
+
+def backoff_span(attempts: int) -> float:
+    """60 s doubling per attempt, capped at 1 h."""
+    # the exponent is bounded: 60 s x 2^1024 would not fit a float
+    return float(min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** min(attempts - 1, 32)))
+
+
+def retry_delay(attempts: int, retry_after: float | None, jitter: float) -> float:
+    """How long a day waits after a transient failure (`jitter` in [0, 1)): the backoff, each x
+    [0.5, 1], or DX's `Retry-After` plus a random part of the backoff, so machines DX throttled
+    together (they read the same `Retry-After`) come back spread out, not together."""
+    if retry_after is None:
+        return backoff_span(attempts) * (0.5 + 0.5 * jitter)
+    return retry_after + backoff_span(attempts) * jitter

@@ -23,7 +23,7 @@ from dx_lsp_telemetry.ledger.paths import DataPaths
 from dx_lsp_telemetry.push.config import PushTarget, push_problems, push_target
 from dx_lsp_telemetry.push.journal import Journal, JournalEntry
 from dx_lsp_telemetry.push.outbox import write_record
-from dx_lsp_telemetry.push.outcomes import Outcome, PushResult
+from dx_lsp_telemetry.push.outcomes import Outcome, PushResult, retry_delay
 from dx_lsp_telemetry.record.summary import ToolDay, build_record
 from dx_lsp_telemetry.settings.days import (
     format_ts,
@@ -49,9 +49,6 @@ from dx_lsp_telemetry.push.reports import PushError as PushError
 log = logging.getLogger(__name__)
 
 MANUAL_LOCK_WAIT = 10.0
-RETRY_BASE_SECONDS = 60.0
-RETRY_CAP_SECONDS = 3600.0
-
 
 ClientFactory = Callable[[str, str], "DxClient"]
 
@@ -169,8 +166,12 @@ class Pusher:
     def is_paused(self, target: PushTarget) -> bool:
         return self.paused_for is not None and self.paused_for == target.fingerprint()
 
-    def next_retry(self, settings: Settings, token: str | None) -> datetime | None:
-        """The earliest `retryAt` of a pending day of this target (for the schedule)."""
+    def next_retry(
+        self, settings: Settings, token: str | None, after: datetime | None = None
+    ) -> datetime | None:
+        """The earliest `retryAt` (later than `after`) of a pending day of this target, for the
+        schedule. `after`: what the schedule has tried already; an older day's stale `retryAt`
+        (a day that left the window stays pending) must not hide a newer one."""
         target = push_target(settings, token)
         journal = Journal(self.paths.journal_file)
         journal.load()
@@ -179,7 +180,9 @@ class Pusher:
             for e in journal.entries()
             if e.state == "pending" and e.belongs_to(target.destination, target.email)
         ]
-        return min((t for t in times if t is not None), default=None)
+        return min(
+            (t for t in times if t is not None and (after is None or t > after)), default=None
+        )
 
     # -- the cycle's parts --------------------------------------------------------------
 
@@ -391,7 +394,7 @@ class Pusher:
         log.warning("%s %s: %s", item["date"], item["tool"], error)
         if outcome in (Outcome.NOT_REACHED, Outcome.THROTTLED):
             attempts = base.attempts + 1
-            delay = result.retry_after if result.retry_after is not None else self.backoff(attempts)
+            delay = self.retry_delay(attempts, result.retry_after)
             retry_at = format_ts(self._clock() + timedelta(seconds=delay))
             journal.append(
                 replace(
@@ -433,9 +436,10 @@ class Pusher:
 
     def backoff(self, attempts: int) -> float:
         """Capped exponential backoff with jitter: 60 s, 120 s, ... up to 1 h, each x [0.5, 1]."""
-        # the exponent is bounded: 60 s x 2^1024 would not fit a float
-        delay = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** min(attempts - 1, 32))
-        return float(delay * (0.5 + 0.5 * self._jitter()))
+        return retry_delay(attempts, None, self._jitter())
+
+    def retry_delay(self, attempts: int, retry_after: float | None) -> float:
+        return retry_delay(attempts, retry_after, self._jitter())
 
     def _now_text(self) -> str:
         return format_ts(self._clock())

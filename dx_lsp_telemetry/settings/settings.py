@@ -88,7 +88,7 @@ class Settings:
     machine_suffix: str = ""
     day_boundary: DayBoundary = "utc"
     flush_enabled: bool = True
-    flush_delay_seconds: int = 600
+    flush_delay_seconds: int = 3600
     backfill_days: int = 7
     report_inactive_days: bool = True
     model_breakdowns: bool = False
@@ -255,7 +255,7 @@ def parse_settings(
         machine_suffix=_machine_suffix(r),
         day_boundary=day_boundary,
         flush_enabled=r.boolean("flush.enabled", True),
-        flush_delay_seconds=r.integer("flush.delaySeconds", 600, 0, 86_400),
+        flush_delay_seconds=r.integer("flush.delaySeconds", 3600, 0, 86_400),
         backfill_days=r.integer("flush.backfillDays", 7, 0, 365),
         report_inactive_days=r.boolean("reportInactiveDays", True),
         model_breakdowns=r.boolean("modelBreakdowns", False),

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from dx_lsp_telemetry.push.dx import ANSWER_CAP, PUSH_PATH, TIMEOUT
+from dx_lsp_telemetry.settings.days import parse_ts
 from tests.fake_dx import FakeDx, Script
 from tests.harness import (
     BASE_SETTINGS,
@@ -316,10 +317,13 @@ async def test_429_with_retry_after_waits_that_long_then_pushes_once(
         await client.record(timestamp=days_ago(2), input_tokens=20)
         entry = (await settled(client, home, {d2: "pending"}))[d2]
         assert "429" in entry["error"] and "retryAt" in entry, entry
-        await settled(client, home, {d2: "pushed"}, timeout=wait + 10)
+        # Retry-After, plus a random part (up to 60 s) of the first backoff
+        await settled(client, home, {d2: "pushed"}, timeout=wait + 60 + 10)
     first, second = dx.requests
     assert first.answered == 429 and first.answered_at is not None
     assert second.at - first.answered_at >= wait, "sent again before Retry-After had passed"
+    retry_at = parse_ts(entry["retryAt"]).timestamp()
+    assert time.time() - (time.monotonic() - second.at) >= retry_at - 0.01, "before its retryAt"
     assert dx.stored == [dx_record(d2, input_tokens=20)]
 
 

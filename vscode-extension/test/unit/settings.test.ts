@@ -192,7 +192,7 @@ describe('package.json contributions', () => {
     machineSuffix: '',
     dayBoundary: 'utc',
     'flush.enabled': true,
-    'flush.delaySeconds': 600,
+    'flush.delaySeconds': 3600,
     'flush.backfillDays': 7,
     reportInactiveDays: true,
     modelBreakdowns: false,
