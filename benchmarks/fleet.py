@@ -1,16 +1,18 @@
 """10,000 machines pushing to one DX that allows 1,000 requests a minute, on a virtual clock.
 
-Usage: .venv/bin/python benchmarks/fleet.py [--machines N] [--seed N] [--only NAME]
+Usage: .venv/bin/python benchmarks/fleet.py [--machines N] [--seed N] [--only normal|holiday]
+           [--day-boundary utc|local] [--jobs N]
 
 What runs for each machine is the sidecar's own push code, driven on a virtual clock: the
 leader's schedule (`schedule.PushSchedule`, stepped as `Telemetry._schedule_loop` steps it),
 a `Pusher` with the machine's own journal and push lock in its own data folder, and the real
 `DxClient`, which builds each request and sorts each answer into its retry class. Only below
 the client, at httpx's transport, is DX a stand-in, in this process: 10,000 machines over real
-sockets would take far longer than the minute this takes. The stand-in checks the token and
+sockets would take far longer than the minute or so this takes. The stand-in checks the token and
 the record, allows 1,000 requests in any 60 s (a sliding window: DX's only published limit,
 the Web API's; only accepted requests count) and answers the others 429 with `Retry-After`,
-the whole seconds until the window has room.
+the whole seconds until the window has room (`--retry-after window`: always 60 s; `--limit N`
+for another limit).
 
 The machines: emails `devNNNNN@fleet.example`; time zones from UTC-8 to UTC+10 (a quarter in
 UTC-5); one AI tool on 65 % of them, two on 25 %, three on 10 %; default settings except the
@@ -25,18 +27,21 @@ email, the DX tool name and the instance. Two runs (day D is a Thursday):
   cloud workstations powered on: the worst case). Row "holiday wake" (day D).
 
 Columns, per row: the peak of requests DX received in any 60 s of the row's window (the
-fleet's, 429s included); the 429s the row's machines received; how long after a record could
-first be pushed (its day complete and its machine awake and online) 99 % and 100 % of the
-row's records were stored; records stored twice (must be 0); the row's requests (429s
-included) per machine and day of records.
+fleet's, 429s included); the 429s the row's machines received; how long 99 % and 100 % of the
+row's records waited to be stored, counting only the time after their day completed in which
+their machine was awake and online (a machine asleep cannot push); records stored twice (must
+be 0); the row's requests (429s included) per machine and day of records. The two runs go in
+parallel processes (`--jobs`, at most 2 by default).
 
 Shortcuts, none of which changes a request: machines with the same tools share one ledger
 (its events at noon UTC of each day) and one open ledger index, since a record differs only by
 the email, which comes from each machine's own settings; a cycle before a machine's ledger
 holds any complete day is not run (it would find nothing); the schedule reads the journal's
-`retryAt` again only when the journal changed; the status-change path that also asks for a
-cycle (events recorded while a complete day waits) is not modelled; every machine uses its
-tools on each day it runs (no inactive days).
+`retryAt` again only when the journal changed; retention pruning is not run; every machine
+uses its tools on each day it runs (no inactive days). Not modelled: the status change that
+also asks for a cycle (an event recorded while a complete day waits). With slots it changes
+nothing (every request lands on the same slot); with the random delay of earlier versions it
+made things worse than shown (each request drew again and kept the earliest draw).
 """
 
 from __future__ import annotations
@@ -132,11 +137,22 @@ class Stored:
     machine: int
 
 
-class StandInDx:
-    """`aiToolMetrics.push` behind a sliding-window limit of LIMIT requests per WINDOW s."""
+@dataclass(frozen=True)
+class Limit:
+    """DX's rate limit as the stand-in plays it: `requests` per WINDOW s (sliding), and the
+    `Retry-After` of a 429: "room", the whole seconds until the window has room (1 s while
+    it is full), or "window", always WINDOW s."""
 
-    def __init__(self, clock: Clock) -> None:
+    requests: int = LIMIT
+    retry_after: str = "room"
+
+
+class StandInDx:
+    """`aiToolMetrics.push` behind a sliding-window limit."""
+
+    def __init__(self, clock: Clock, limit: Limit) -> None:
         self.clock = clock
+        self.limit = limit
         self._accepted: deque[float] = deque()
         self.arrivals: list[float] = []
         self.stored: dict[tuple[str, str, str], list[Stored]] = defaultdict(list)
@@ -148,8 +164,9 @@ class StandInDx:
         self.arrivals.append(now)
         while self._accepted and self._accepted[0] <= now - WINDOW:
             self._accepted.popleft()
-        if len(self._accepted) >= LIMIT:
-            wait = max(1, math.ceil(self._accepted[0] + WINDOW - now))
+        if len(self._accepted) >= self.limit.requests:
+            room = math.ceil(self._accepted[0] + WINDOW - now)
+            wait = max(1, room) if self.limit.retry_after == "room" else int(WINDOW)
             body = b'{"ok":false,"error":"rate_limited"}'
             return 429, {"Retry-After": str(wait)}, body
         self._accepted.append(now)
@@ -236,7 +253,7 @@ class Machine:
     #: the journal's earliest untried retryAt as last read, and what it was read for
     retry: datetime | None = None
     journal_seen: tuple[object, ...] | None = None
-    #: (from, to) spans awake and online: when a record could first be pushed
+    #: the (from, to) spans in which it was awake and online: when it could push
     available: list[tuple[float, float]] = field(default_factory=list)
     available_since: float | None = None
     first_complete: float = 0.0
@@ -324,10 +341,10 @@ class Result:
 
 
 class Fleet:
-    def __init__(self, root: Path, seed: int, base: Settings) -> None:
+    def __init__(self, root: Path, seed: int, base: Settings, limit: Limit) -> None:
         self.root = root
         self.clock = Clock(utc(D))
-        self.dx = StandInDx(self.clock)
+        self.dx = StandInDx(self.clock, limit)
         self.ledgers = Ledgers(root / "ledgers")
         self.base = base
         self.seed = seed
@@ -523,8 +540,10 @@ def fleet_layout(n: int, seed: int) -> list[tuple[float, tuple[str, ...]]]:
     return [(pick(rng, ZONES), pick(rng, TOOL_SETS)) for _ in range(n)]
 
 
-def normal_run(root: Path, n: int, seed: int, base: Settings) -> tuple[Fleet, list[Row]]:
-    fleet = Fleet(root, seed, base)
+def normal_run(
+    root: Path, n: int, seed: int, base: Settings, limit: Limit
+) -> tuple[Fleet, list[Row]]:
+    fleet = Fleet(root, seed, base, limit)
     rng = random.Random(seed + 1)
     layout = fleet_layout(n, seed)
     away = set(rng.sample(range(n), n // 20))
@@ -552,13 +571,16 @@ def normal_run(root: Path, n: int, seed: int, base: Settings) -> tuple[Fleet, li
             (D,),
             (day_after, day_after + timedelta(days=1)),
         ),
-        Row("offline 5% returning", sorted(away), trip, (day_after, day_after + timedelta(days=1))),
+        # from D: the laptops in UTC+10 wake on D+1 at 22:00 UTC on D
+        Row("offline 5% returning", sorted(away), trip, (utc(D), day_after + timedelta(days=1))),
     ]
     return fleet, rows
 
 
-def holiday_run(root: Path, n: int, seed: int, base: Settings) -> tuple[Fleet, list[Row]]:
-    fleet = Fleet(root, seed, base)
+def holiday_run(
+    root: Path, n: int, seed: int, base: Settings, limit: Limit
+) -> tuple[Fleet, list[Row]]:
+    fleet = Fleet(root, seed, base, limit)
     rng = random.Random(seed + 2)
     back = utc(D + timedelta(days=4), 8)
     for number, (offset, tools) in enumerate(fleet_layout(n, seed)):
@@ -572,11 +594,11 @@ def holiday_run(root: Path, n: int, seed: int, base: Settings) -> tuple[Fleet, l
 
 
 def simulate(
-    name: str, build: Any, n: int, seed: int, base: Settings, work: Path
+    name: str, build: Any, n: int, seed: int, base: Settings, limit: Limit, work: Path
 ) -> tuple[list[Result], float, int]:
     root = work / name
     started = time.perf_counter()
-    fleet, rows = build(root, n, seed, base)
+    fleet, rows = build(root, n, seed, base, limit)
     fleet.run(max(r.window[1] for r in rows))
     results = [fleet.measure(r) for r in rows]
     seconds = time.perf_counter() - started
@@ -612,7 +634,15 @@ def main() -> None:
     parser.add_argument(
         "--jobs", type=int, default=min(2, os.cpu_count() or 1), help="runs in parallel"
     )
+    parser.add_argument("--limit", type=int, default=LIMIT, help="DX's requests per minute")
+    parser.add_argument(
+        "--retry-after",
+        choices=["room", "window"],
+        default="room",
+        help="a 429's Retry-After: until the window has room (default), or a whole window",
+    )
     args = parser.parse_args()
+    limit = Limit(args.limit, args.retry_after)
     # each throttled or unreachable push logs a warning: 10,000 machines' worth is noise here
     logging.getLogger("dx_lsp_telemetry").setLevel(logging.ERROR)
     section = {"email": "x@fleet.example", "tool": "fleet-ai", "instanceUrl": INSTANCE}
@@ -628,7 +658,7 @@ def main() -> None:
             max_workers=max(1, min(args.jobs, len(runs))), mp_context=get_context("fork")
         ) as pool:
             futures = [
-                pool.submit(simulate, name, build, args.machines, args.seed, base, work)
+                pool.submit(simulate, name, build, args.machines, args.seed, base, limit, work)
                 for name, build in runs
             ]
             done = [f.result() for f in futures]
@@ -643,7 +673,8 @@ def main() -> None:
     print()
     print(
         f"{args.machines} machines, flush.delaySeconds {base.flush_delay_seconds} (the default), "
-        f"dayBoundary {base.day_boundary}, DX limit {LIMIT} requests / {WINDOW:.0f} s"
+        f"dayBoundary {base.day_boundary}, DX limit {limit.requests} requests / {WINDOW:.0f} s "
+        f"(Retry-After: {limit.retry_after})"
     )
     head = (
         f"{'scenario':<22}{'records':>8}{'peak/min':>10}{'429s':>7}{'99% in':>9}"
@@ -669,11 +700,11 @@ def main() -> None:
     wall = time.perf_counter() - started
     print(f"  {'; '.join(notes)}; {wall:.0f} s in all")
     targets = all(
-        r.peak < LIMIT and r.duplicates == 0 and r.p100 is not None and r.p100 <= 86_400
+        r.peak < limit.requests and r.duplicates == 0 and r.p100 is not None and r.p100 <= 86_400
         for r in results
     )
     print(
-        f"  targets (peak < {LIMIT}/min, every record within 24 h, 0 duplicates): "
+        f"  targets (peak < {limit.requests}/min, every record within 24 h, 0 duplicates): "
         + ("met" if targets else "NOT met")
     )
     sys.stdout.flush()

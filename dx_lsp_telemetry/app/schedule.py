@@ -148,7 +148,7 @@ class PushLoop(AppState):
         schedule = PushSchedule(self._clock(), self.settings, backoff=self._pusher.backoff)
         self._schedule = schedule
         period = self.settings.flush_delay_seconds
-        if period and schedule.cycle_at is not None:
+        if period and self.settings.email and schedule.cycle_at is not None:
             log.info(
                 "background pushes at this email's slot, %.0f s into every %d s: next at %s",
                 slot_offset(self.settings.email, period),
