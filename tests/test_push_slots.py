@@ -78,6 +78,9 @@ async def test_each_email_pushes_at_its_own_slot_however_often_a_cycle_is_asked_
 
     async def machine(email: str) -> tuple[float, int]:
         home = tmp_path / email
+        # start just after this email's slot, so a whole period of asking comes before the next
+        # (started just before it, a machine pushed after two asks, too few to prove the point)
+        await asyncio.sleep((slot_offset(email, PERIOD) - time.time()) % PERIOD + 0.1)
         async with sidecar(home, settings(dx, email, PERIOD)) as client:
             started = time.time()
             await client.record(timestamp=days_ago(2), input_tokens=20)  # complete, waiting
